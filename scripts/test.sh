@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test: formatting and lints, the shared crate on
+# wasm32, the dashboard build, unit tests, and the black-box tests against the real relay (HTTP
+# clients, ffmpeg, headless Chromium). This is what CI runs (.ci/run).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+bash scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+step "rustfmt"
+cargo fmt --all -- --check
+step "clippy"
+cargo clippy --all-targets -- -D warnings
+step "shared crate for wasm32"
+cargo build -p mjpeg-shared --target wasm32-unknown-unknown
+step "dashboard (trunk build --release)"
+trunk build --release
+step "tests"
+cargo test --no-fail-fast

@@ -1,0 +1,297 @@
+//! Command line and stream specs: `mjpeg-relay --listen ADDR:PORT --stream NAME=SOURCE ...`.
+//!
+//! A spec that does not parse is refused by clap before anything starts (exit code 2), with a
+//! message naming the part that is wrong and what is accepted there.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  mjpeg-relay
+      the built-in test pattern as stream \"main\" on http://127.0.0.1:8080/
+  mjpeg-relay --stream main=test?size=1280x720&fps=25
+  mjpeg-relay --listen 0.0.0.0:8080 --stream lobby=files:/srv/frames?fps=10 --stream demo=test
+
+Sources:
+  test[?size=WxH&fps=N]     moving test pattern with clock and frame stamp (default 640x480, 30 fps)
+  files:DIR[?fps=N]         the JPEG files in DIR, looped in name order (default 30 fps)
+
+Endpoints, for a stream NAME:
+  /streams/NAME.mjpg        multipart/x-mixed-replace for <img src>; ?layout=strict adds Content-Length
+  /streams/NAME.frames      fetch-readable variant with sequence numbers and capture times
+  /streams/NAME.jpg         the latest frame
+  ?fps=N on both streams caps that viewer's rate
+  /api/streams, /api/streams/NAME, /api/time, /healthz";
+
+/// Capture once, fan out to every viewer: an MJPEG relay for browsers.
+#[derive(Debug, Parser)]
+#[command(name = "mjpeg-relay", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Address and port to listen on, e.g. 0.0.0.0:8080 to serve the network (port 0 picks a free
+    /// port and prints it).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// A stream to serve, as NAME=SOURCE; repeat for more streams. NAME is letters, digits, '-'
+    /// and '_'. Without any, one stream main=test.
+    #[arg(long = "stream", value_name = "NAME=SOURCE")]
+    pub streams: Vec<StreamSpec>,
+
+    /// Folder of the built dashboard (`trunk build --release` output), served at /. When it does
+    /// not exist, / shows a small built-in page instead.
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    pub dashboard: PathBuf,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `debug` or `mjpeg_relay=debug`.
+    /// RUST_LOG, when set, wins.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log: String,
+}
+
+impl Cli {
+    /// The streams to serve: those given, or `main=test`.
+    pub fn streams(&self) -> Vec<StreamSpec> {
+        if self.streams.is_empty() {
+            vec![StreamSpec::from_str("main=test").expect("default spec parses")]
+        } else {
+            self.streams.clone()
+        }
+    }
+}
+
+/// One `--stream NAME=SOURCE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub source: SourceSpec,
+}
+
+/// A parsed SOURCE.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceSpec {
+    Test { width: u32, height: u32, fps: f64 },
+    Files { dir: PathBuf, fps: f64 },
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Test { width, height, fps } => {
+                write!(f, "test?size={width}x{height}&fps={fps}")
+            }
+            SourceSpec::Files { dir, fps } => write!(f, "files:{}?fps={fps}", dir.display()),
+        }
+    }
+}
+
+/// Limits on a source's size and rate: large enough for any real use, small enough that a typo
+/// cannot make the relay allocate gigabytes.
+pub const MIN_SIZE: (u32, u32) = (160, 120);
+pub const MAX_SIZE: (u32, u32) = (3840, 2160);
+pub const MAX_SOURCE_FPS: f64 = 120.0;
+
+impl FromStr for StreamSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let (name, source) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?} is not NAME=SOURCE (e.g. main=test)"))?;
+        validate_name(name)?;
+        let source = source
+            .parse::<SourceSpec>()
+            .map_err(|e| format!("stream {name:?}: {e}"))?;
+        Ok(StreamSpec {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+/// Stream names become URL path segments and file-like names: keep them to a safe alphabet.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("stream name {name:?} must be 1 to 64 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "stream name {name:?} may contain only letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
+}
+
+impl FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(source: &str) -> Result<Self, String> {
+        let (head, query) = match source.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (source, None),
+        };
+        let (kind, arg) = match head.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (head, None),
+        };
+        let params = parse_params(query)?;
+        match kind {
+            "test" => {
+                if let Some(arg) = arg {
+                    return Err(format!(
+                        "source \"test\" takes no \":{arg}\"; use test?size=WxH&fps=N"
+                    ));
+                }
+                let mut size = (640, 480);
+                let mut fps = 30.0;
+                for (key, value) in params {
+                    match key {
+                        "size" => size = parse_size(value)?,
+                        "fps" => fps = parse_fps(value, MAX_SOURCE_FPS)?,
+                        other => return Err(unknown_param("test", other, "size, fps")),
+                    }
+                }
+                Ok(SourceSpec::Test {
+                    width: size.0,
+                    height: size.1,
+                    fps,
+                })
+            }
+            "files" => {
+                let dir = arg
+                    .filter(|a| !a.is_empty())
+                    .ok_or("source \"files\" needs a folder: files:DIR")?;
+                let mut fps = 30.0;
+                for (key, value) in params {
+                    match key {
+                        "fps" => fps = parse_fps(value, MAX_SOURCE_FPS)?,
+                        other => return Err(unknown_param("files", other, "fps")),
+                    }
+                }
+                Ok(SourceSpec::Files {
+                    dir: PathBuf::from(dir),
+                    fps,
+                })
+            }
+            "" => Err("empty source; known sources: test, files:DIR".into()),
+            other => Err(format!(
+                "unknown source {other:?}; known sources: test, files:DIR"
+            )),
+        }
+    }
+}
+
+fn unknown_param(kind: &str, key: &str, known: &str) -> String {
+    format!("source {kind:?} has no option {key:?}; options: {known}")
+}
+
+/// Splits `a=1&b=2` into pairs; every pair needs a value.
+pub fn parse_params(query: Option<&str>) -> Result<Vec<(&str, &str)>, String> {
+    let Some(query) = query else {
+        return Ok(Vec::new());
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("option {pair:?} is not KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// `WxH`, within [`MIN_SIZE`]..=[`MAX_SIZE`].
+pub fn parse_size(value: &str) -> Result<(u32, u32), String> {
+    let bad = || {
+        format!(
+            "size {value:?} is not WIDTHxHEIGHT between {}x{} and {}x{} (e.g. 640x480)",
+            MIN_SIZE.0, MIN_SIZE.1, MAX_SIZE.0, MAX_SIZE.1
+        )
+    };
+    let (w, h) = value.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u32 = w.parse().map_err(|_| bad())?;
+    let h: u32 = h.parse().map_err(|_| bad())?;
+    if !(MIN_SIZE.0..=MAX_SIZE.0).contains(&w) || !(MIN_SIZE.1..=MAX_SIZE.1).contains(&h) {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// A frame rate: a number above 0 and at most `max` (fractions allowed, e.g. 0.5).
+pub fn parse_fps(value: &str, max: f64) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= max => Ok(fps),
+        _ => Err(format!(
+            "fps {value:?} is not a number above 0 and at most {max} (e.g. 15 or 0.5)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_specs() {
+        assert_eq!(
+            "main=test".parse::<StreamSpec>().unwrap(),
+            StreamSpec {
+                name: "main".into(),
+                source: SourceSpec::Test {
+                    width: 640,
+                    height: 480,
+                    fps: 30.0
+                }
+            }
+        );
+        assert_eq!(
+            "cam-2=test?size=1280x720&fps=12.5"
+                .parse::<StreamSpec>()
+                .unwrap()
+                .source,
+            SourceSpec::Test {
+                width: 1280,
+                height: 720,
+                fps: 12.5
+            }
+        );
+        assert_eq!(
+            "f=files:/tmp/x?fps=5".parse::<StreamSpec>().unwrap().source,
+            SourceSpec::Files {
+                dir: "/tmp/x".into(),
+                fps: 5.0
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let err = |s: &str| s.parse::<StreamSpec>().unwrap_err();
+        assert!(err("main").contains("NAME=SOURCE"));
+        assert!(err("a b=test").contains("\"a b\""));
+        assert!(err("main=tset").contains("unknown source \"tset\""));
+        assert!(err("main=test?size=10x10").contains("size \"10x10\""));
+        assert!(err("main=test?size=640").contains("WIDTHxHEIGHT"));
+        assert!(err("main=test?fps=0").contains("fps \"0\""));
+        assert!(err("main=test?fps=abc").contains("fps \"abc\""));
+        assert!(err("main=test?colour=red").contains("no option \"colour\""));
+        assert!(err("main=files:").contains("needs a folder"));
+        assert!(err("main=test?fps").contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for spec in ["test?size=320x240&fps=7.5", "files:/a/b?fps=30"] {
+            let parsed: SourceSpec = spec.parse().unwrap();
+            assert_eq!(parsed.to_string().parse::<SourceSpec>().unwrap(), parsed);
+        }
+    }
+}

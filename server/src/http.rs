@@ -1,0 +1,251 @@
+//! The HTTP surface: routes, query parsing, and the response headers streams need.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /streams/NAME.mjpg` | classic multipart for `<img>`; `?layout=strict`, `?fps=N` |
+//! | `GET /streams/NAME.frames` | fetch-readable stream; `?fps=N` |
+//! | `GET /streams/NAME.jpg` | latest frame |
+//! | `GET /api/streams`, `/api/streams/NAME`, `/api/time` | JSON |
+//! | `GET /healthz` | liveness |
+//! | `GET /` | the dashboard from `dist/`, or a built-in page |
+//!
+//! Stream responses are never compressed (there is no compression middleware at all: an encoder
+//! holds bytes back and turns a live stream into bursts), carry `Cache-Control: no-cache,
+//! no-store` and `X-Accel-Buffering: no` (so nginx passes them through unbuffered).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mjpeg_shared::api::{Health, ServerTime, StreamList};
+use mjpeg_shared::wire::{self, Layout};
+use poem::endpoint::StaticFilesEndpoint;
+use poem::http::StatusCode;
+use poem::web::{Data, Html, Json, Path};
+use poem::{get, handler, Body, EndpointExt, IntoResponse, Request, Response, Route};
+
+use crate::config::{parse_fps, parse_params};
+use crate::error::ApiError;
+use crate::frame::unix_micros_now;
+use crate::page::builtin_index;
+use crate::viewer::{self, ViewerOptions};
+use crate::Relay;
+
+/// A viewer may ask for any rate up to this; above the source's rate it changes nothing.
+const MAX_VIEWER_FPS: f64 = 1000.0;
+/// How long a snapshot of an idle stream waits for its source to produce a frame.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The whole route tree.
+pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
+    let mut route = Route::new()
+        .at("/streams/:file", get(stream_endpoint))
+        .at("/api/streams", get(list_streams))
+        .at("/api/streams/:name", get(stream_info))
+        .at("/api/time", get(server_time))
+        .at("/healthz", get(healthz));
+    if relay.dashboard.join("index.html").is_file() {
+        route = route.nest(
+            "/",
+            StaticFilesEndpoint::new(&relay.dashboard).index_file("index.html"),
+        );
+    } else {
+        route = route.at("/", get(builtin_page));
+    }
+    route.data(relay)
+}
+
+#[handler]
+async fn stream_endpoint(
+    req: &Request,
+    Path(file): Path<String>,
+    relay: Data<&Arc<Relay>>,
+) -> poem::Result<Response> {
+    let (name, ext) = file
+        .rsplit_once('.')
+        .ok_or_else(|| ApiError::BadStreamPath {
+            path: req.uri().path().to_string(),
+        })?;
+    let stream = relay.stream(name)?;
+    let params = parse_params(req.uri().query()).map_err(ApiError::BadQuery)?;
+    match ext {
+        "mjpg" | "mjpeg" => serve_stream(req, &relay, stream, Layout::Advance, &params),
+        "frames" => serve_stream(req, &relay, stream, Layout::Frames, &params),
+        "jpg" | "jpeg" => snapshot(&relay, stream, &params).await,
+        _ => Err(ApiError::BadStreamPath {
+            path: req.uri().path().to_string(),
+        }
+        .into()),
+    }
+}
+
+fn serve_stream(
+    req: &Request,
+    relay: &Relay,
+    stream: Arc<crate::stream::Stream>,
+    default_layout: Layout,
+    params: &[(&str, &str)],
+) -> poem::Result<Response> {
+    let mut opts = ViewerOptions {
+        layout: default_layout,
+        max_fps: None,
+    };
+    for &(key, value) in params {
+        match key {
+            "fps" => opts.max_fps = Some(parse_fps(value, MAX_VIEWER_FPS).map_err(ApiError::BadQuery)?),
+            "layout" if default_layout == Layout::Frames => {
+                return Err(ApiError::BadQuery(
+                    "layout applies to .mjpg only; .frames parts always carry Content-Length, X-Sequence and X-Timestamp".into(),
+                )
+                .into())
+            }
+            "layout" => {
+                opts.layout = match value {
+                    "advance" => Layout::Advance,
+                    "strict" => Layout::Strict,
+                    other => {
+                        return Err(ApiError::BadQuery(format!(
+                            "layout {other:?} is not known; accepted: advance (default, for browsers), strict (Content-Length on every part)"
+                        ))
+                        .into())
+                    }
+                }
+            }
+            "size" => check_size(&stream, value)?,
+            // Anything else (cache busters such as ?t=123 that legacy pages append) is ignored.
+            _ => {}
+        }
+    }
+    let peer = req.remote_addr().as_socket_addr().copied();
+    let conn = peer.and_then(|p| relay.conns.get(&p));
+    let span = tracing::debug_span!(
+        "viewer",
+        stream = %stream.name,
+        peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+        layout = ?opts.layout,
+    );
+    span.in_scope(|| tracing::debug!(fps = ?opts.max_fps, "viewer connected"));
+    let name = stream.name.clone();
+    let body = viewer::body(stream, opts, conn, relay.shutdown.clone(), span);
+    Ok(Response::builder()
+        .content_type(opts.layout.content_type())
+        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .header("Pragma", "no-cache")
+        .header("X-Accel-Buffering", "no")
+        .header(wire::HEADER_STREAM, name)
+        .body(Body::from_bytes_stream(body)))
+}
+
+/// `?size` is refused unless it names the stream's own size: the relay does not resize per viewer.
+fn check_size(stream: &crate::stream::Stream, value: &str) -> Result<(), ApiError> {
+    let (w, h) = crate::config::parse_size(value).map_err(ApiError::BadQuery)?;
+    let info = stream.info();
+    match (info.width, info.height) {
+        (Some(sw), Some(sh)) if (sw, sh) == (w, h) => Ok(()),
+        (Some(sw), Some(sh)) => Err(ApiError::BadQuery(format!(
+            "size {w}x{h}: this stream is {sw}x{sh} and the relay does not resize per viewer; \
+             set the source's size instead, e.g. --stream {}=test?size={w}x{h}",
+            stream.name
+        ))),
+        _ => Err(ApiError::BadQuery(format!(
+            "size {w}x{h}: the relay does not resize per viewer, and this stream's size is not known yet"
+        ))),
+    }
+}
+
+async fn snapshot(
+    relay: &Relay,
+    stream: Arc<crate::stream::Stream>,
+    params: &[(&str, &str)],
+) -> poem::Result<Response> {
+    for &(key, value) in params {
+        if key == "size" {
+            check_size(&stream, value)?;
+        }
+    }
+    let frame = match stream.current() {
+        // Someone is watching: the cached newest frame, answered at once.
+        Some(frame) => frame,
+        // Idle: wake the source for a fresh frame.
+        None => {
+            let _want = stream.want_frame();
+            let mut rx = stream.subscribe();
+            let wait = async {
+                loop {
+                    if let Some(f) = rx
+                        .borrow_and_update()
+                        .as_ref()
+                        .filter(|f| stream.is_fresh(f))
+                    {
+                        return Some(f.clone());
+                    }
+                    rx.changed().await.ok()?;
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(SNAPSHOT_TIMEOUT, wait) => match r {
+                    Ok(Some(frame)) => frame,
+                    _ => return Err(ApiError::NoFrame {
+                        name: stream.name.clone(),
+                        seconds: SNAPSHOT_TIMEOUT.as_secs(),
+                        last_error: stream.info().last_error,
+                    }.into()),
+                },
+                _ = relay.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+            }
+        }
+    };
+    Ok(Response::builder()
+        .content_type(wire::JPEG_CONTENT_TYPE)
+        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .header(
+            wire::HEADER_TIMESTAMP,
+            wire::format_timestamp(frame.captured_micros),
+        )
+        .header(wire::HEADER_SEQUENCE, frame.seq)
+        .header(wire::HEADER_STREAM, stream.name.clone())
+        .body(frame.jpeg.clone()))
+}
+
+#[handler]
+fn list_streams(relay: Data<&Arc<Relay>>) -> Json<StreamList> {
+    Json(StreamList {
+        streams: relay.streams.iter().map(|s| s.info()).collect(),
+    })
+}
+
+#[handler]
+fn stream_info(
+    Path(name): Path<String>,
+    relay: Data<&Arc<Relay>>,
+) -> poem::Result<Json<mjpeg_shared::api::StreamInfo>> {
+    Ok(Json(relay.stream(&name)?.info()))
+}
+
+#[handler]
+fn server_time() -> Response {
+    Json(ServerTime {
+        unix_micros: unix_micros_now(),
+    })
+    .with_header("Cache-Control", "no-store")
+    .into_response()
+}
+
+#[handler]
+fn healthz(relay: Data<&Arc<Relay>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        streams: relay.streams.len() as u64,
+    })
+}
+
+#[handler]
+fn builtin_page(relay: Data<&Arc<Relay>>) -> Response {
+    let names: Vec<String> = relay.streams.iter().map(|s| s.name.clone()).collect();
+    Html(builtin_index(
+        &names,
+        &relay.dashboard.display().to_string(),
+    ))
+    .with_header("Cache-Control", "no-cache")
+    .with_status(StatusCode::OK)
+    .into_response()
+}

@@ -1,0 +1,211 @@
+//! mjpeg-relay: capture once, fan out to every viewer.
+//!
+//! Crate map, in the order a frame travels:
+//!
+//! - [`config`]: the command line and `NAME=SOURCE` stream specs.
+//! - [`source`]: the [`source::Source`] trait and the sources (test pattern, files).
+//! - [`jpeg`]: reading sizes from JPEG headers.
+//! - [`frame`]: a published frame, its wire bytes built once per layout.
+//! - [`stream`]: one named stream: newest frame, demand, the driver task, counters.
+//! - [`viewer`]: one viewer's response body: latest frame when its connection can take one.
+//! - [`conn`]: the acceptor; per-connection flush tracking that keeps frames from piling up.
+//! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
+//! - [`page`]: the built-in page at `/` when no dashboard is built.
+//!
+//! [`run`] serves an already-bound listener until a shutdown token fires, which is what lets
+//! tests start the real server on port 0.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod frame;
+pub mod http;
+pub mod jpeg;
+pub mod page;
+pub mod source;
+pub mod stream;
+pub mod viewer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Cli, StreamSpec};
+use crate::conn::{ConnRegistry, RelayAcceptor};
+use crate::error::ApiError;
+use crate::stream::Stream;
+
+/// How long graceful shutdown waits for connections after every stream has ended.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1000);
+
+/// Everything the handlers share.
+pub struct Relay {
+    /// Streams in the order they were configured.
+    pub streams: Vec<Arc<Stream>>,
+    by_name: HashMap<String, Arc<Stream>>,
+    /// Open connections, for viewers to find their own.
+    pub conns: Arc<ConnRegistry>,
+    /// Fires once, when the relay shuts down; every endless stream watches it.
+    pub shutdown: CancellationToken,
+    /// Folder of the built dashboard.
+    pub dashboard: PathBuf,
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("stream {name:?} is configured twice")]
+    DuplicateStream { name: String },
+    #[error("stream {name:?} ({spec}): {reason}")]
+    Source {
+        name: String,
+        spec: String,
+        reason: String,
+    },
+}
+
+impl Relay {
+    /// Opens every stream's source and starts its driver. Must run inside a tokio runtime.
+    pub fn start(
+        specs: &[StreamSpec],
+        dashboard: PathBuf,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, StartError> {
+        let mut streams = Vec::new();
+        let mut by_name = HashMap::new();
+        for spec in specs {
+            if by_name.contains_key(&spec.name) {
+                return Err(StartError::DuplicateStream {
+                    name: spec.name.clone(),
+                });
+            }
+            let source = source::open(&spec.source).map_err(|e| StartError::Source {
+                name: spec.name.clone(),
+                spec: spec.source.to_string(),
+                reason: e.to_string(),
+            })?;
+            let stream = Stream::spawn(
+                spec.name.clone(),
+                spec.source.to_string(),
+                source,
+                shutdown.clone(),
+            );
+            by_name.insert(spec.name.clone(), stream.clone());
+            streams.push(stream);
+        }
+        Ok(Arc::new(Relay {
+            streams,
+            by_name,
+            conns: Arc::default(),
+            shutdown,
+            dashboard,
+        }))
+    }
+
+    /// The stream called `name`, or the 404 that names the ones there are.
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        self.by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::UnknownStream {
+                name: name.to_string(),
+                available: self.streams.iter().map(|s| s.name.clone()).collect(),
+            })
+    }
+}
+
+/// Serves `relay` on `listener` until `relay.shutdown` fires; returns once connections are closed
+/// (streams end at once on shutdown; stragglers get [`SHUTDOWN_GRACE`]).
+pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
+    let acceptor = RelayAcceptor::new(listener, relay.conns.clone())?;
+    let shutdown = relay.shutdown.clone();
+    let app = http::routes(relay);
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(SHUTDOWN_GRACE))
+        .await
+}
+
+/// The `mjpeg-relay` command: parse, start, serve until Ctrl-C or SIGTERM.
+pub fn main_entry() -> ExitCode {
+    // clap exits with code 2 and names the bad argument.
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("mjpeg-relay: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let relay = match Relay::start(&cli.streams(), cli.dashboard.clone(), shutdown.clone()) {
+            Ok(relay) => relay,
+            Err(err) => {
+                eprintln!("mjpeg-relay: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match TcpListener::bind(cli.listen).await {
+            Ok(l) => l,
+            Err(err) => {
+                eprintln!("mjpeg-relay: cannot listen on {}: {err}", cli.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        // Scripts and tests read this line to find the port (with --listen ...:0).
+        println!("mjpeg-relay listening on http://{addr}/");
+        for s in &relay.streams {
+            tracing::info!(stream = %s.name, source = %s.spec, "http://{addr}/streams/{}.mjpg", s.name);
+        }
+        tokio::spawn(signal_shutdown(shutdown));
+        match run(listener, relay).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("mjpeg-relay: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(%err, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,109 @@
+//! Where frames come from. Every kind of source sits behind [`Source`], so the fan-out in
+//! [`crate::stream`] never knows whether it is serving a test pattern, a folder of JPEGs or (in
+//! later versions) a camera, an upstream URL or pushed frames.
+//!
+//! A source paces itself: `next_frame` returns when the next frame is due. The stream driver
+//! calls it only while someone watches, so a source that is not asked produces nothing.
+//!
+//! - [`test_pattern`]: the built-in moving pattern with a clock and a machine-readable stamp.
+//! - [`files`]: JPEG files from a folder, looped in name order, not re-encoded.
+
+pub mod files;
+pub mod test_pattern;
+
+use bytes::Bytes;
+
+use crate::config::SourceSpec;
+
+/// A frame as a source delivers it, before the stream numbers it.
+#[derive(Debug)]
+pub struct SourceFrame {
+    /// When the picture was taken, Unix microseconds.
+    pub captured_micros: u64,
+    pub jpeg: Bytes,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a source reports about itself for `/api/streams`.
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    pub kind: &'static str,
+    pub fps: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Why a source could not produce a frame. The stream logs it, shows it in the API and retries
+/// with backoff; the viewers stay connected.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A producer of frames. See the module docs.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// Waits until the next frame is due and returns it.
+    async fn next_frame(&mut self) -> Result<SourceFrame, SourceError>;
+
+    /// Nobody is watching any more: release what can be released and, on the next
+    /// `next_frame`, start afresh instead of catching up on missed frames.
+    fn pause(&mut self) {}
+
+    /// Kind, nominal rate and size.
+    fn info(&self) -> SourceInfo;
+}
+
+/// Why a source could not be set up at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Builds the source a spec names. Fails for things that can never work (an empty folder),
+/// not for things that may come back (those are retried while running).
+pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>, SetupError> {
+    Ok(match spec {
+        SourceSpec::Test { width, height, fps } => {
+            Box::new(test_pattern::TestPattern::new(*width, *height, *fps))
+        }
+        SourceSpec::Files { dir, fps } => Box::new(files::FilesSource::open(dir, *fps)?),
+    })
+}
+
+/// A pacing clock for sources that produce at a fixed rate: ticks at `fps`, skips ticks that
+/// were missed (a late frame is not followed by a burst), and restarts on `reset` so a stream
+/// that resumes after a pause produces its first frame at once.
+#[derive(Debug)]
+pub struct Pacer {
+    period: std::time::Duration,
+    interval: Option<tokio::time::Interval>,
+}
+
+impl Pacer {
+    pub fn new(fps: f64) -> Self {
+        Pacer {
+            period: std::time::Duration::from_secs_f64(1.0 / fps),
+            interval: None,
+        }
+    }
+
+    pub async fn tick(&mut self) {
+        let period = self.period;
+        let interval = self.interval.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(period);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            i
+        });
+        interval.tick().await;
+    }
+
+    pub fn reset(&mut self) {
+        self.interval = None;
+    }
+}

@@ -1,0 +1,229 @@
+//! `test`: the built-in moving test pattern, the source when nothing else is given.
+//!
+//! Each frame shows colour bars, a sweeping bar (so motion and dropped frames are visible), a
+//! human-readable UTC clock and frame number, and at the top-left the machine-readable stamp of
+//! [`mjpeg_shared::stamp`]: the frame's sequence number and capture time, which a reader of pixels
+//! (the dashboard's `<img>` comparison) decodes to measure what it is showing.
+//!
+//! Rendering and JPEG encoding run on tokio's blocking pool, so a few milliseconds of CPU per
+//! frame never delay the async workers that write to viewers.
+
+use bytes::Bytes;
+use mjpeg_shared::stamp::{self, Stamp};
+
+use super::{Pacer, Source, SourceError, SourceFrame, SourceInfo};
+use crate::frame::unix_micros_now;
+
+/// JPEG quality of the pattern: sharp text at about 40-50 KB per 640x480 frame.
+const QUALITY: u8 = 80;
+
+pub struct TestPattern {
+    width: u32,
+    height: u32,
+    fps: f64,
+    pacer: Pacer,
+    frame_no: u64,
+    /// The renderer travels to the blocking pool and back each frame; `None` only meanwhile.
+    renderer: Option<Box<Renderer>>,
+}
+
+impl TestPattern {
+    pub fn new(width: u32, height: u32, fps: f64) -> Self {
+        TestPattern {
+            width,
+            height,
+            fps,
+            pacer: Pacer::new(fps),
+            frame_no: 0,
+            renderer: Some(Box::new(Renderer::new(
+                width as usize,
+                height as usize,
+                fps,
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for TestPattern {
+    async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
+        self.pacer.tick().await;
+        self.frame_no += 1;
+        let frame_no = self.frame_no;
+        let mut renderer = self
+            .renderer
+            .take()
+            .ok_or_else(|| SourceError::Failed("test pattern renderer was lost".into()))?;
+        let (renderer, result) = tokio::task::spawn_blocking(move || {
+            let captured_micros = unix_micros_now();
+            let jpeg = renderer.render(frame_no, captured_micros);
+            (renderer, jpeg.map(|j| (captured_micros, j)))
+        })
+        .await
+        .map_err(|e| SourceError::Failed(format!("test pattern render task failed: {e}")))?;
+        self.renderer = Some(renderer);
+        let (captured_micros, jpeg) =
+            result.map_err(|e| SourceError::Failed(format!("JPEG encoding failed: {e}")))?;
+        Ok(SourceFrame {
+            captured_micros,
+            jpeg,
+            width: self.width,
+            height: self.height,
+        })
+    }
+
+    fn pause(&mut self) {
+        self.pacer.reset();
+    }
+
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            kind: "test",
+            fps: self.fps,
+            width: Some(self.width),
+            height: Some(self.height),
+        }
+    }
+}
+
+/// Draws and encodes frames. Owns its buffers so a frame allocates nothing but its JPEG.
+pub struct Renderer {
+    width: usize,
+    height: usize,
+    fps: f64,
+    background: Vec<u8>,
+    rgb: Vec<u8>,
+    /// Last JPEG's size, to size the next output buffer in one allocation.
+    last_len: usize,
+}
+
+const BARS: [[u8; 3]; 7] = [
+    [192, 192, 192],
+    [192, 192, 0],
+    [0, 192, 192],
+    [0, 192, 0],
+    [192, 0, 192],
+    [192, 0, 0],
+    [0, 0, 192],
+];
+
+impl Renderer {
+    pub fn new(width: usize, height: usize, fps: f64) -> Self {
+        let mut background = vec![0u8; width * height * 3];
+        let bars_end = height * 2 / 3;
+        for y in 0..height {
+            for x in 0..width {
+                let px = if y < bars_end {
+                    BARS[x * BARS.len() / width]
+                } else {
+                    // A grey ramp: shows banding and compression artefacts.
+                    let v = (x * 255 / width.max(1)) as u8;
+                    [v, v, v]
+                };
+                background[(y * width + x) * 3..][..3].copy_from_slice(&px);
+            }
+        }
+        Renderer {
+            width,
+            height,
+            fps,
+            rgb: background.clone(),
+            background,
+            last_len: 0,
+        }
+    }
+
+    /// Renders frame `frame_no` captured at `captured_micros` and encodes it.
+    pub fn render(
+        &mut self,
+        frame_no: u64,
+        captured_micros: u64,
+    ) -> Result<Bytes, jpeg_encoder::EncodingError> {
+        let (w, h) = (self.width, self.height);
+        self.rgb.copy_from_slice(&self.background);
+
+        // A white bar sweeping across the bars, one full pass every two seconds.
+        let frames_per_pass = (self.fps * 2.0).max(1.0) as u64;
+        let bar_w = (w / 40).max(4);
+        let x0 = ((frame_no % frames_per_pass) as usize * w) / frames_per_pass as usize;
+        self.fill(x0, 0, bar_w, h * 2 / 3, [255, 255, 255]);
+
+        // Clock and frame number on a dark panel below the stamp.
+        let scale = (w / 320).clamp(1, 4);
+        let secs = captured_micros / 1_000_000;
+        let clock = format!(
+            "{:02}:{:02}:{:02}.{:03} UTC",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60,
+            (captured_micros / 1000) % 1000
+        );
+        let lines = [
+            "MJPEG-RELAY TEST".to_string(),
+            clock,
+            format!("FRAME {frame_no}"),
+            format!("{w}x{h} {:.3} FPS", self.fps).replace(".000", ""),
+        ];
+        let line_h = 10 * scale;
+        let panel_y = stamp::HEIGHT + 8;
+        let panel_w = (18 * 8 * scale).min(w);
+        self.fill(0, panel_y, panel_w, lines.len() * line_h + 6, [16, 16, 16]);
+        for (i, line) in lines.iter().enumerate() {
+            self.text(4, panel_y + 4 + i * line_h, scale, line, [255, 255, 255]);
+        }
+
+        stamp::draw_rgb(
+            Stamp {
+                seq: frame_no as u32,
+                capture_micros: captured_micros,
+            },
+            &mut self.rgb,
+            w,
+            h,
+        );
+
+        let mut out = Vec::with_capacity(self.last_len + self.last_len / 4);
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, QUALITY);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder.encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)?;
+        self.last_len = out.len();
+        Ok(Bytes::from(out))
+    }
+
+    fn fill(&mut self, x0: usize, y0: usize, fw: usize, fh: usize, color: [u8; 3]) {
+        let (w, h) = (self.width, self.height);
+        for y in y0..(y0 + fh).min(h) {
+            for x in x0..(x0 + fw).min(w) {
+                self.rgb[(y * w + x) * 3..][..3].copy_from_slice(&color);
+            }
+        }
+    }
+
+    /// Draws `text` with the 8x8 public-domain font, each font pixel `scale` pixels wide.
+    fn text(&mut self, x0: usize, y0: usize, scale: usize, text: &str, color: [u8; 3]) {
+        use font8x8::UnicodeFonts;
+        let (w, h) = (self.width, self.height);
+        for (ci, ch) in text.chars().enumerate() {
+            let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+                continue;
+            };
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..8 {
+                    if bits & (1 << col) == 0 {
+                        continue;
+                    }
+                    let px = x0 + (ci * 8 + col) * scale;
+                    let py = y0 + row * scale;
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            let (x, y) = (px + dx, py + dy);
+                            if x < w && y < h {
+                                self.rgb[(y * w + x) * 3..][..3].copy_from_slice(&color);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

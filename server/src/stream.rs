@@ -1,0 +1,247 @@
+//! One named stream: its source, its newest frame, who is watching, and the driver task that
+//! pulls frames from the source only while someone does.
+//!
+//! Fan-out is a `tokio::sync::watch` channel holding the newest [`Frame`]: publishing replaces it,
+//! and each viewer takes whatever is newest when its connection can take a frame. There is no
+//! per-viewer queue, so a slow viewer skips frames and never slows the source or other viewers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mjpeg_shared::api::{Endpoints, StreamInfo};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::frame::Frame;
+use crate::source::{Source, SourceInfo};
+
+/// The newest frame of a stream, if any yet.
+pub type Latest = Option<Arc<Frame>>;
+
+/// Shared state of one stream. Handlers hold it by `Arc`; the driver task feeds it.
+pub struct Stream {
+    pub name: String,
+    /// The spec it was started with, for the API.
+    pub spec: String,
+    tx: watch::Sender<Latest>,
+    info: Mutex<SourceInfo>,
+    last_error: Mutex<Option<String>>,
+    /// Viewers connected now.
+    viewers: AtomicU64,
+    /// Snapshot requests waiting for a fresh frame.
+    snapshot_waiters: AtomicU64,
+    /// Woken whenever someone starts wanting frames.
+    demand: Notify,
+    /// Frames with a sequence number below this were published before the stream last went idle:
+    /// they are stale and are not handed out as "current".
+    fresh_from: AtomicU64,
+    active: AtomicBool,
+    frames_produced: AtomicU64,
+    frames_sent: AtomicU64,
+    frames_skipped: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+impl Stream {
+    fn new(name: String, spec: String, info: SourceInfo) -> Arc<Self> {
+        let (tx, _) = watch::channel(None);
+        Arc::new(Stream {
+            name,
+            spec,
+            tx,
+            info: Mutex::new(info),
+            last_error: Mutex::new(None),
+            viewers: AtomicU64::new(0),
+            snapshot_waiters: AtomicU64::new(0),
+            demand: Notify::new(),
+            fresh_from: AtomicU64::new(1),
+            active: AtomicBool::new(false),
+            frames_produced: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Creates the stream and spawns its driver, which runs until `shutdown`.
+    pub fn spawn(
+        name: String,
+        spec: String,
+        source: Box<dyn Source>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let stream = Stream::new(name, spec, source.info());
+        let span = tracing::info_span!("stream", name = %stream.name);
+        tokio::spawn(drive(stream.clone(), source, shutdown).instrument(span));
+        stream
+    }
+
+    /// A receiver of the newest frame.
+    pub fn subscribe(&self) -> watch::Receiver<Latest> {
+        self.tx.subscribe()
+    }
+
+    /// True if `frame` was produced since the stream last resumed, i.e. it is current.
+    pub fn is_fresh(&self, frame: &Frame) -> bool {
+        frame.seq >= self.fresh_from.load(Ordering::Acquire)
+    }
+
+    /// The newest frame if it is current.
+    pub fn current(&self) -> Option<Arc<Frame>> {
+        self.tx
+            .borrow()
+            .as_ref()
+            .filter(|f| self.is_fresh(f))
+            .cloned()
+    }
+
+    /// Registers a viewer for as long as the guard lives; starts the source if it was idle.
+    pub fn add_viewer(self: &Arc<Self>) -> ViewerGuard {
+        self.viewers.fetch_add(1, Ordering::AcqRel);
+        self.demand.notify_one();
+        ViewerGuard {
+            stream: self.clone(),
+        }
+    }
+
+    /// Asks for frames until the guard is dropped, without counting as a viewer (snapshots).
+    pub fn want_frame(self: &Arc<Self>) -> SnapshotGuard {
+        self.snapshot_waiters.fetch_add(1, Ordering::AcqRel);
+        self.demand.notify_one();
+        SnapshotGuard {
+            stream: self.clone(),
+        }
+    }
+
+    fn wanted(&self) -> bool {
+        self.viewers.load(Ordering::Acquire) > 0
+            || self.snapshot_waiters.load(Ordering::Acquire) > 0
+    }
+
+    /// Counts one frame written to a viewer, and the frames it skipped to get there.
+    pub fn record_sent(&self, bytes: usize, skipped: u64) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        if skipped > 0 {
+            self.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+    }
+
+    pub fn viewers(&self) -> u64 {
+        self.viewers.load(Ordering::Acquire)
+    }
+
+    /// The stream as `/api/streams/NAME` shows it.
+    pub fn info(&self) -> StreamInfo {
+        let info = self.info.lock().unwrap().clone();
+        let latest = self.tx.borrow().clone();
+        StreamInfo {
+            name: self.name.clone(),
+            source: self.spec.clone(),
+            kind: info.kind.to_string(),
+            width: latest
+                .as_ref()
+                .map(|f| f.width)
+                .filter(|w| *w > 0)
+                .or(info.width),
+            height: latest
+                .as_ref()
+                .map(|f| f.height)
+                .filter(|h| *h > 0)
+                .or(info.height),
+            source_fps: info.fps,
+            active: self.active.load(Ordering::Acquire),
+            viewers: self.viewers(),
+            frames_produced: self.frames_produced.load(Ordering::Relaxed),
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            last_seq: latest.as_ref().map(|f| f.seq),
+            last_frame_bytes: latest.as_ref().map(|f| f.jpeg.len() as u64),
+            last_error: self.last_error.lock().unwrap().clone(),
+            endpoints: Endpoints::for_stream(&self.name),
+        }
+    }
+}
+
+/// Keeps a viewer counted; dropping it (the viewer left) may let the stream go idle.
+pub struct ViewerGuard {
+    stream: Arc<Stream>,
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.stream.viewers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Keeps the source running for a snapshot request.
+pub struct SnapshotGuard {
+    stream: Arc<Stream>,
+}
+
+impl Drop for SnapshotGuard {
+    fn drop(&mut self) {
+        self.stream.snapshot_waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Backoff between failed source attempts: doubles from 100 ms up to 5 s.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The driver: waits for demand, pulls frames while there is any, publishes them.
+async fn drive(stream: Arc<Stream>, mut source: Box<dyn Source>, shutdown: CancellationToken) {
+    let mut seq: u64 = 0;
+    let mut backoff = BACKOFF_START;
+    loop {
+        // Idle: nothing is pulled from the source until someone wants a frame.
+        while !stream.wanted() {
+            tokio::select! {
+                _ = stream.demand.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        if !stream.active.swap(true, Ordering::AcqRel) {
+            tracing::debug!("source resumed");
+        }
+
+        let result = tokio::select! {
+            r = source.next_frame() => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match result {
+            Ok(f) => {
+                seq += 1;
+                backoff = BACKOFF_START;
+                *stream.info.lock().unwrap() = source.info();
+                if stream.last_error.lock().unwrap().take().is_some() {
+                    tracing::info!("source recovered");
+                }
+                stream.frames_produced.fetch_add(1, Ordering::Relaxed);
+                let frame = Frame::new(seq, f.captured_micros, f.jpeg, f.width, f.height);
+                stream.tx.send_replace(Some(Arc::new(frame)));
+            }
+            Err(err) => {
+                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source failed");
+                *stream.last_error.lock().unwrap() = Some(err.to_string());
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+
+        if !stream.wanted() {
+            // Everything published so far is stale from now on: a viewer arriving later must
+            // wait for a new frame rather than be shown an old picture as live.
+            stream.fresh_from.store(seq + 1, Ordering::Release);
+            stream.active.store(false, Ordering::Release);
+            source.pause();
+            tracing::debug!("no viewers; source paused");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! JSON bodies of the relay's `/api/*` endpoints and of its error responses.
+//!
+//! Field names are part of the public API (`docs/api.md` will describe them); add fields, do not
+//! rename them. Optional fields are omitted when unknown rather than sent as `null`.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/streams`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamList {
+    pub streams: Vec<StreamInfo>,
+}
+
+/// `GET /api/streams/NAME`, and each entry of [`StreamList`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// The stream's name, as in `/streams/NAME.mjpg`.
+    pub name: String,
+    /// The source spec it was started with, e.g. `test?size=640x480&fps=30` (secrets removed).
+    pub source: String,
+    /// The source kind: `test`, `files`, ...
+    pub kind: String,
+    /// Frame width in pixels, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Frame height in pixels, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// The rate the source is configured to produce, frames per second.
+    pub source_fps: f64,
+    /// True while the source is producing (someone watches, or a snapshot was asked for).
+    pub active: bool,
+    /// Viewers connected now, over both stream endpoints.
+    pub viewers: u64,
+    /// Frames the source has produced since start.
+    pub frames_produced: u64,
+    /// Frames written to viewers, summed over viewers.
+    pub frames_sent: u64,
+    /// Frames viewers skipped because their connection could not take them in time, summed.
+    pub frames_skipped: u64,
+    /// Bytes of stream parts written to viewers, summed.
+    pub bytes_sent: u64,
+    /// Sequence number of the newest frame, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    /// Size in bytes of the newest frame, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_bytes: Option<u64>,
+    /// The source's last error, if its most recent attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Paths of this stream's endpoints.
+    pub endpoints: Endpoints,
+}
+
+/// Where a stream is served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Classic `multipart/x-mixed-replace`, for `<img src>`.
+    pub classic: String,
+    /// Fetch-readable variant.
+    pub frames: String,
+    /// Latest frame as one JPEG.
+    pub snapshot: String,
+}
+
+impl Endpoints {
+    /// The endpoint paths of stream `name`.
+    pub fn for_stream(name: &str) -> Self {
+        Endpoints {
+            classic: format!("/streams/{name}.mjpg"),
+            frames: format!("/streams/{name}.frames"),
+            snapshot: format!("/streams/{name}.jpg"),
+        }
+    }
+}
+
+/// `GET /api/time`: the server's wall clock when it answered, for NTP-style clock-offset
+/// estimation by viewers (offset = ((t1 - t0) + (t2 - t3)) / 2 with t1 = t2 = `unix_micros`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerTime {
+    /// Unix time in microseconds.
+    pub unix_micros: u64,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` when the process answers.
+    pub status: String,
+    /// Number of configured streams.
+    pub streams: u64,
+}
+
+/// The body of every 4xx/5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, in words meant for the person who made the request.
+    pub error: String,
+}

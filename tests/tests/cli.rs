@@ -1,0 +1,126 @@
+//! The real `mjpeg-relay` binary: argument errors, startup errors, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mjpeg_relay_tests::StreamReader;
+
+fn relay() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mjpeg-relay-under-test"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+#[test]
+fn a_bad_stream_spec_exits_2_naming_the_bad_part() {
+    for (arg, expect) in [
+        ("main", "NAME=SOURCE"),
+        ("main=webcam", "unknown source \"webcam\""),
+        ("main=test?size=99999x1", "size \"99999x1\""),
+        ("bad/name=test", "\"bad/name\""),
+    ] {
+        let out = relay().args(["--stream", arg]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(expect),
+            "{arg}: stderr {err:?} should mention {expect:?}"
+        );
+    }
+}
+
+#[test]
+fn a_files_folder_without_jpegs_stops_startup_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = relay()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            &format!("cam=files:{}", dir.path().display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no JPEG files in") && err.contains("\"cam\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_every_flag_with_examples() {
+    let out = relay().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--listen",
+        "--stream",
+        "--dashboard",
+        "--log",
+        "Examples:",
+        "test?size=",
+        "files:DIR",
+        "/streams/NAME.frames",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_with_viewers_connected_exits_within_two_seconds() -> anyhow::Result<()> {
+    let mut child = relay()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            "main=test?size=320x240&fps=30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // The relay prints the address it bound, which is how scripts find port 0's choice.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("mjpeg-relay listening on http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()?;
+
+    let mut viewers = Vec::new();
+    for path in [
+        "/streams/main.mjpg",
+        "/streams/main.frames",
+        "/streams/main.mjpg",
+        "/streams/main.frames",
+    ] {
+        let mut v = StreamReader::open(addr, path, None).await?;
+        v.next_part(Duration::from_secs(5)).await?;
+        viewers.push(v);
+    }
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?
+        .success());
+    let deadline = started + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            panic!("relay still running 5 s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took = started.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    Ok(())
+}
