@@ -1,55 +1,74 @@
-//! Accepted TCP connections, and what a viewer needs to know about its own.
+//! Accepting and serving TCP connections, and what a viewer knows about its own connection.
 //!
 //! Latest-frame-wins only works if frames cannot pile up *below* the viewer's loop: in hyper's
-//! write buffer (which would take up to ~400 KB of body chunks before it pushes back) or in the
-//! kernel's send queue (which autotunes to megabytes). Two measures bound both:
+//! write buffer, or in the kernel's send queue (which autotunes to megabytes). Two measures bound
+//! both:
 //!
 //! - every socket gets `TCP_NOTSENT_LOWAT`, so the kernel accepts new bytes only while little of
-//!   what it already holds is still unsent; the rest stays in hyper's buffer;
+//!   what it already holds is still unsent; the rest waits in hyper's buffer;
 //! - [`TrackedStream`] counts `poll_flush` calls. hyper calls its IO's `poll_flush` only once its own
 //!   write buffer is empty (hyper `proto/h1/io.rs`, `Buffered::poll_flush`), so a flush after a
 //!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
 //!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
-//! The handler finds its connection by the peer address, which is unique among open connections.
+//! Connections are served here with hyper-util rather than `poem::Server`: poem boxes every
+//! connection in a wrapper that hides vectored writes from hyper, which then copies each body
+//! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
+//! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`.
+//! poem still does everything above the connection: routes, extractors, responses.
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use poem::http::uri::Scheme;
-use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// Unsent bytes the kernel may hold per connection before it refuses more. Small enough that a
 /// slow viewer's backlog stays well under one frame period of its link; large enough that a fast
-/// link never waits on the application (see the kernel's tcp_notsent_lowat notes: <= 128 KB).
+/// link never waits on the application (the kernel's notes on TCP_NOTSENT_LOWAT: <= 128 KB).
 pub const NOTSENT_LOWAT: u32 = 16 * 1024;
 
-/// Per-connection state shared between the socket wrapper and the handler serving on it.
+/// Per-connection state shared between the socket wrapper and the handlers serving on it; found
+/// in each request's extensions.
 #[derive(Debug, Default)]
 pub struct ConnState {
     flushes: AtomicU64,
+    /// Tasks inside `flushed_since`; hyper flushes on every poll, so skip the notify (and its
+    /// lock) when nobody waits, which is always for a viewer that keeps up.
+    waiting: AtomicUsize,
     flushed: Notify,
 }
 
 impl ConnState {
     /// How many times hyper has flushed this connection with an empty write buffer.
     pub fn flushes(&self) -> u64 {
-        self.flushes.load(Ordering::Acquire)
+        self.flushes.load(Ordering::SeqCst)
     }
 
     /// Waits until a flush has happened after the count `seen` was read, i.e. until everything
     /// handed to hyper before that read has been written into the kernel.
     pub async fn flushed_since(&self, seen: u64) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
         loop {
             let notified = self.flushed.notified();
             tokio::pin!(notified);
@@ -62,62 +81,19 @@ impl ConnState {
     }
 
     fn on_flush(&self) {
-        self.flushes.fetch_add(1, Ordering::AcqRel);
-        self.flushed.notify_waiters();
-    }
-}
-
-/// Open connections by peer address.
-#[derive(Debug, Default)]
-pub struct ConnRegistry {
-    conns: Mutex<HashMap<SocketAddr, Weak<ConnState>>>,
-}
-
-impl ConnRegistry {
-    /// The state of the open connection from `peer`, if it is one of ours.
-    pub fn get(&self, peer: &SocketAddr) -> Option<Arc<ConnState>> {
-        self.conns.lock().unwrap().get(peer).and_then(Weak::upgrade)
-    }
-
-    fn insert(&self, peer: SocketAddr, state: &Arc<ConnState>) {
-        self.conns
-            .lock()
-            .unwrap()
-            .insert(peer, Arc::downgrade(state));
-    }
-
-    fn remove(&self, peer: &SocketAddr, state: &Arc<ConnState>) {
-        let mut conns = self.conns.lock().unwrap();
-        if conns
-            .get(peer)
-            .is_some_and(|w| w.as_ptr() == Arc::as_ptr(state))
-        {
-            conns.remove(peer);
+        // SeqCst on both counters: this store and the load of `waiting` below must not pass the
+        // waiter's store to `waiting` and its load of `flushes`, or a wake-up could be lost.
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.flushed.notify_waiters();
         }
-    }
-
-    /// Number of open connections.
-    pub fn len(&self) -> usize {
-        self.conns.lock().unwrap().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// A TCP connection that reports hyper's flushes to its [`ConnState`].
 pub struct TrackedStream {
     inner: TcpStream,
-    peer: SocketAddr,
     state: Arc<ConnState>,
-    registry: Arc<ConnRegistry>,
-}
-
-impl Drop for TrackedStream {
-    fn drop(&mut self) {
-        self.registry.remove(&self.peer, &self.state);
-    }
 }
 
 impl AsyncRead for TrackedStream {
@@ -165,60 +141,100 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// poem acceptor over a bound TCP listener: configures each socket for streaming and registers it.
-pub struct RelayAcceptor {
+/// Accepts connections on `listener` and serves `app` on each until `shutdown` fires; then gives
+/// open connections `grace` to finish (streams end at once on shutdown) and returns.
+pub async fn serve(
     listener: TcpListener,
-    local: SocketAddr,
-    registry: Arc<ConnRegistry>,
-}
-
-impl RelayAcceptor {
-    pub fn new(listener: TcpListener, registry: Arc<ConnRegistry>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        Ok(RelayAcceptor {
-            listener,
-            local,
-            registry,
-        })
-    }
-}
-
-impl Acceptor for RelayAcceptor {
-    type Io = TrackedStream;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        vec![LocalAddr(self.local.into())]
-    }
-
-    async fn accept(&mut self) -> io::Result<(TrackedStream, LocalAddr, RemoteAddr, Scheme)> {
-        loop {
-            match self.listener.accept().await {
-                Ok((stream, peer)) => {
-                    configure(&stream);
-                    let state = Arc::new(ConnState::default());
-                    self.registry.insert(peer, &state);
-                    let io = TrackedStream {
-                        inner: stream,
-                        peer,
-                        state,
-                        registry: self.registry.clone(),
-                    };
-                    return Ok((
-                        io,
-                        LocalAddr(self.local.into()),
-                        RemoteAddr(peer.into()),
-                        Scheme::HTTP,
-                    ));
-                }
+    app: impl IntoEndpoint<Endpoint: 'static>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> io::Result<()> {
+    let app = Arc::new(app.into_endpoint().map_to_response());
+    let local = listener.local_addr()?;
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
                 // Out of file descriptors or memory: the pending connection stays in the backlog.
                 // Back off instead of spinning, and keep serving the viewers we have.
                 Err(err) => {
                     tracing::warn!(%err, "accept failed; retrying in 50 ms");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            }
-        }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        configure(&stream);
+        let span = tracing::debug_span!("conn", %peer);
+        connections.spawn(
+            serve_connection(stream, local, peer, app.clone(), shutdown.clone(), grace)
+                .instrument(span),
+        );
     }
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period; closing"
+        );
+    }
+    Ok(())
+}
+
+async fn serve_connection<E>(
+    stream: TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    app: Arc<E>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) where
+    E: Endpoint<Output = Response> + 'static,
+{
+    let state = Arc::new(ConnState::default());
+    let io = TrackedStream {
+        inner: stream,
+        state: state.clone(),
+    };
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (app, state) = (app.clone(), state.clone());
+        async move {
+            let mut req = poem::Request::from((
+                req,
+                LocalAddr(local.into()),
+                RemoteAddr(peer.into()),
+                Scheme::HTTP,
+            ));
+            req.extensions_mut().insert(state);
+            let resp = app.get_response(req).await;
+            Ok::<_, Infallible>(hyper::Response::from(resp))
+        }
+    });
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // Frames go out from their shared buffers with writev, never copied (see the module docs).
+    builder
+        .http1()
+        .writev(true)
+        .timer(hyper_util::rt::TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+            return;
+        }
+        _ = shutdown.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(grace, conn).await;
 }
 
 fn configure(stream: &TcpStream) {

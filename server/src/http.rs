@@ -24,6 +24,7 @@ use poem::web::{Data, Html, Json, Path};
 use poem::{get, handler, Body, EndpointExt, IntoResponse, Request, Response, Route};
 
 use crate::config::{parse_fps, parse_params};
+use crate::conn::ConnState;
 use crate::error::ApiError;
 use crate::frame::unix_micros_now;
 use crate::page::builtin_index;
@@ -116,7 +117,7 @@ fn serve_stream(
         }
     }
     let peer = req.remote_addr().as_socket_addr().copied();
-    let conn = peer.and_then(|p| relay.conns.get(&p));
+    let conn = req.extensions().get::<Arc<ConnState>>().cloned();
     let span = tracing::debug_span!(
         "viewer",
         stream = %stream.name,

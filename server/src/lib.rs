@@ -8,7 +8,7 @@
 //! - [`frame`]: a published frame, its wire bytes built once per layout.
 //! - [`stream`]: one named stream: newest frame, demand, the driver task, counters.
 //! - [`viewer`]: one viewer's response body: latest frame when its connection can take one.
-//! - [`conn`]: the acceptor; per-connection flush tracking that keeps frames from piling up.
+//! - [`conn`]: accepting and serving connections; flush tracking that keeps frames from piling up.
 //! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
 //! - [`page`]: the built-in page at `/` when no dashboard is built.
 //!
@@ -38,7 +38,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Cli, StreamSpec};
-use crate::conn::{ConnRegistry, RelayAcceptor};
 use crate::error::ApiError;
 use crate::stream::Stream;
 
@@ -50,8 +49,6 @@ pub struct Relay {
     /// Streams in the order they were configured.
     pub streams: Vec<Arc<Stream>>,
     by_name: HashMap<String, Arc<Stream>>,
-    /// Open connections, for viewers to find their own.
-    pub conns: Arc<ConnRegistry>,
     /// Fires once, when the relay shuts down; every endless stream watches it.
     pub shutdown: CancellationToken,
     /// Folder of the built dashboard.
@@ -103,7 +100,6 @@ impl Relay {
         Ok(Arc::new(Relay {
             streams,
             by_name,
-            conns: Arc::default(),
             shutdown,
             dashboard,
         }))
@@ -124,12 +120,8 @@ impl Relay {
 /// Serves `relay` on `listener` until `relay.shutdown` fires; returns once connections are closed
 /// (streams end at once on shutdown; stragglers get [`SHUTDOWN_GRACE`]).
 pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
-    let acceptor = RelayAcceptor::new(listener, relay.conns.clone())?;
     let shutdown = relay.shutdown.clone();
-    let app = http::routes(relay);
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(SHUTDOWN_GRACE))
-        .await
+    conn::serve(listener, http::routes(relay), shutdown, SHUTDOWN_GRACE).await
 }
 
 /// The `mjpeg-relay` command: parse, start, serve until Ctrl-C or SIGTERM.

@@ -1,14 +1,14 @@
 //! One viewer of a stream: the response body of `/streams/NAME.mjpg` or `.frames`.
 //!
-//! The loop, per frame: wait until the connection has taken the previous frame
-//! ([`crate::conn`]), wait out this viewer's `?fps` cap, then take the *newest* frame that is
-//! newer than the last one sent. Whatever was published in between is skipped, never queued, so
+//! The loop, per frame: wait out this viewer's `?fps` cap, wait for a frame newer than the last
+//! one sent, make sure the connection has taken the previous frame ([`crate::conn`]), then send
+//! the *newest* frame. Whatever was published in between is skipped, never queued, so
 //! what a slow viewer sees is late by at most about one frame on its own link.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream as FuturesStream;
 use mjpeg_shared::wire::Layout;
 use tokio::sync::watch;
@@ -35,6 +35,7 @@ struct Viewer {
     conn: Option<Arc<ConnState>>,
     shutdown: CancellationToken,
     last_seq: Option<u64>,
+    preamble_sent: bool,
     /// The connection's flush count when the last chunk was handed over.
     flushes_at_send: Option<u64>,
     next_allowed: Option<Instant>,
@@ -61,6 +62,7 @@ pub fn body(
         conn,
         shutdown,
         last_seq: None,
+        preamble_sent: false,
         flushes_at_send: None,
         next_allowed: None,
         sent: 0,
@@ -79,42 +81,51 @@ pub fn body(
 
 impl Viewer {
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        let shutdown = self.shutdown.clone();
-        // 1. The previous frame must have left hyper's buffer for the kernel.
-        if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
-            tokio::select! {
-                _ = conn.flushed_since(seen) => {}
-                _ = shutdown.cancelled() => return None,
+        // A new viewer's preamble goes first, as its own static chunk: hyper writes it together
+        // with the first frame, and no frame is copied to glue them.
+        if !self.preamble_sent {
+            self.preamble_sent = true;
+            let preamble = self.opts.layout.preamble();
+            if !preamble.is_empty() {
+                return Some(Bytes::from_static(preamble));
             }
         }
-        // 2. This viewer's rate cap.
+        let shutdown = self.shutdown.clone();
+        // 1. This viewer's rate cap.
         if let Some(at) = self.next_allowed {
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => {}
                 _ = shutdown.cancelled() => return None,
             }
         }
-        // 3. The newest frame, once there is one newer than the last sent.
-        let frame = tokio::select! {
+        // 2. A frame newer than the last one sent.
+        let mut frame = tokio::select! {
             f = self.newest() => f?,
             _ = shutdown.cancelled() => return None,
         };
+        // 3. The previous frame must have left hyper's buffer for the kernel. A viewer that keeps
+        //    up has long flushed by now; one that does not waits here, and then takes whatever is
+        //    newest at that moment, skipping what was published meanwhile.
+        if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
+            if conn.flushes() <= seen {
+                tokio::select! {
+                    _ = conn.flushed_since(seen) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+                if let Some(newer) = self.rx.borrow_and_update().as_ref() {
+                    if newer.seq > frame.seq && self.stream.is_fresh(newer) {
+                        frame = newer.clone();
+                    }
+                }
+            }
+        }
 
         let skipped = self
             .last_seq
             .map_or(0, |last| frame.seq.saturating_sub(last + 1));
         self.skipped += skipped;
         self.sent += 1;
-        let part = frame.part(self.opts.layout);
-        let chunk = if self.last_seq.is_none() {
-            let preamble = self.opts.layout.preamble();
-            let mut first = BytesMut::with_capacity(preamble.len() + part.len());
-            first.extend_from_slice(preamble);
-            first.extend_from_slice(&part);
-            first.freeze()
-        } else {
-            part
-        };
+        let chunk = frame.part(self.opts.layout);
         self.stream.record_sent(chunk.len(), skipped);
         self.last_seq = Some(frame.seq);
         self.flushes_at_send = self.conn.as_ref().map(|c| c.flushes());
