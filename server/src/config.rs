@@ -225,12 +225,16 @@ pub fn parse_size(value: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
-/// A frame rate: a number above 0 and at most `max` (fractions allowed, e.g. 0.5).
+/// The lowest frame rate accepted anywhere: one frame every 100 s. Keeps every frame period a
+/// sane `Duration` (a rate of 1e-20 would overflow it).
+pub const MIN_FPS: f64 = 0.01;
+
+/// A frame rate from [`MIN_FPS`] to `max` (fractions allowed, e.g. 0.5).
 pub fn parse_fps(value: &str, max: f64) -> Result<f64, String> {
     match value.parse::<f64>() {
-        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= max => Ok(fps),
+        Ok(fps) if (MIN_FPS..=max).contains(&fps) => Ok(fps),
         _ => Err(format!(
-            "fps {value:?} is not a number above 0 and at most {max} (e.g. 15 or 0.5)"
+            "fps {value:?} is not a number from {MIN_FPS} to {max} (e.g. 15 or 0.5)"
         )),
     }
 }
@@ -281,6 +285,7 @@ mod tests {
         assert!(err("main=test?size=10x10").contains("size \"10x10\""));
         assert!(err("main=test?size=640").contains("WIDTHxHEIGHT"));
         assert!(err("main=test?fps=0").contains("fps \"0\""));
+        assert!(err("main=test?fps=1e-300").contains("from 0.01"));
         assert!(err("main=test?fps=abc").contains("fps \"abc\""));
         assert!(err("main=test?colour=red").contains("no option \"colour\""));
         assert!(err("main=files:").contains("needs a folder"));

@@ -11,7 +11,7 @@
 //!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
 //!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
-//! Connections are served here with hyper-util rather than `poem::Server`: poem boxes every
+//! Connections are served here with hyper directly rather than `poem::Server`: poem boxes every
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
 //! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
 //! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`.
@@ -215,14 +215,14 @@ async fn serve_connection<E>(
             Ok::<_, Infallible>(hyper::Response::from(resp))
         }
     });
-    let mut builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    // Frames go out from their shared buffers with writev, never copied (see the module docs).
-    builder
-        .http1()
+    // HTTP/1.1 only: the flush accounting above is hyper's HTTP/1 behaviour, and one connection
+    // carries one stream. (Browsers use HTTP/2 only over TLS, which is not served yet.)
+    let conn = hyper::server::conn::http1::Builder::new()
+        // Frames go out from their shared buffers with writev, never copied (see the module docs).
         .writev(true)
-        .timer(hyper_util::rt::TokioTimer::new());
-    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
+        // With a timer, hyper also drops connections that send no complete request head in 30 s.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
@@ -242,7 +242,25 @@ fn configure(stream: &TcpStream) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%err, "TCP_NODELAY");
     }
-    if let Err(err) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
-        tracing::debug!(%err, "TCP_NOTSENT_LOWAT");
+    let sock = socket2::SockRef::from(stream);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if let Err(err) = sock.set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+            tracing::debug!(%err, "TCP_NOTSENT_LOWAT");
+        }
+        // A viewer that vanishes without a FIN (Wi-Fi gone, laptop asleep) must stop counting as
+        // a viewer, or its source would run on: give up on unacknowledged data after 20 s.
+        if let Err(err) = sock.set_tcp_user_timeout(Some(Duration::from_secs(20))) {
+            tracing::debug!(%err, "TCP_USER_TIMEOUT");
+        }
+    }
+    // And probe idle connections (a stream whose source has stalled sends nothing to time out).
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(15))
+        .with_interval(Duration::from_secs(5));
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let keepalive = keepalive.with_retries(3);
+    if let Err(err) = sock.set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%err, "TCP keepalive");
     }
 }

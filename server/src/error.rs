@@ -22,6 +22,12 @@ pub enum ApiError {
     #[error("{0}")]
     BadQuery(String),
 
+    #[error("no such endpoint; streams are at /streams/NAME.mjpg, .frames and .jpg, the list at /api/streams")]
+    NotFound,
+
+    #[error("only GET is served here")]
+    MethodNotAllowed,
+
     #[error("stream {name:?} produced no frame within {seconds} s{}", last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     NoFrame {
         name: String,
@@ -36,9 +42,10 @@ pub enum ApiError {
 impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownStream { .. } | ApiError::BadStreamPath { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::UnknownStream { .. }
+            | ApiError::BadStreamPath { .. }
+            | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,7 +5,7 @@
 //! never copies or re-encodes a frame.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mjpeg_shared::wire::Layout;
@@ -17,8 +17,6 @@ pub struct Frame {
     pub seq: u64,
     /// When the picture was taken, Unix microseconds.
     pub captured_micros: u64,
-    /// When it was published to viewers, for local age checks.
-    pub published: Instant,
     /// The JPEG.
     pub jpeg: Bytes,
     /// Width and height in pixels (0 when the JPEG's header could not be read).
@@ -32,7 +30,6 @@ impl Frame {
         Frame {
             seq,
             captured_micros,
-            published: Instant::now(),
             jpeg,
             width,
             height,

@@ -19,11 +19,12 @@ use std::time::Duration;
 use mjpeg_shared::api::{Health, ServerTime, StreamList};
 use mjpeg_shared::wire::{self, Layout};
 use poem::endpoint::StaticFilesEndpoint;
+use poem::error::ResponseError;
 use poem::http::StatusCode;
 use poem::web::{Data, Html, Json, Path};
 use poem::{get, handler, Body, EndpointExt, IntoResponse, Request, Response, Route};
 
-use crate::config::{parse_fps, parse_params};
+use crate::config::parse_fps;
 use crate::conn::ConnState;
 use crate::error::ApiError;
 use crate::frame::unix_micros_now;
@@ -52,7 +53,32 @@ pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
     } else {
         route = route.at("/", get(builtin_page));
     }
-    route.data(relay)
+    // Every error answers JSON: ours already do; poem's own (no such route, wrong method, a
+    // static file missing) are re-dressed with their status kept.
+    route
+        .data(relay)
+        .catch_all_error(|err: poem::Error| async move {
+            if let Some(api) = err.downcast_ref::<ApiError>() {
+                return api.as_response();
+            }
+            match err.status() {
+                StatusCode::NOT_FOUND => ApiError::NotFound.as_response(),
+                StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed.as_response(),
+                status => Json(mjpeg_shared::api::ErrorBody {
+                    error: err.to_string(),
+                })
+                .with_status(status)
+                .into_response(),
+            }
+        })
+}
+
+/// The query's pairs, percent-decoded. A bare word (`?1700000000`, the cache buster many pages
+/// append) becomes a key with an empty value, which nothing here looks at.
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 #[handler]
@@ -66,16 +92,20 @@ async fn stream_endpoint(
         .ok_or_else(|| ApiError::BadStreamPath {
             path: req.uri().path().to_string(),
         })?;
+    let bad_path = || ApiError::BadStreamPath {
+        path: req.uri().path().to_string(),
+    };
+    let layout = match ext {
+        "mjpg" | "mjpeg" => Some(Layout::Advance),
+        "frames" => Some(Layout::Frames),
+        "jpg" | "jpeg" => None,
+        _ => return Err(bad_path().into()),
+    };
     let stream = relay.stream(name)?;
-    let params = parse_params(req.uri().query()).map_err(ApiError::BadQuery)?;
-    match ext {
-        "mjpg" | "mjpeg" => serve_stream(req, &relay, stream, Layout::Advance, &params),
-        "frames" => serve_stream(req, &relay, stream, Layout::Frames, &params),
-        "jpg" | "jpeg" => snapshot(&relay, stream, &params).await,
-        _ => Err(ApiError::BadStreamPath {
-            path: req.uri().path().to_string(),
-        }
-        .into()),
+    let params = query_pairs(req);
+    match layout {
+        Some(layout) => serve_stream(req, &relay, stream, layout, &params),
+        None => snapshot(&relay, stream, &params).await,
     }
 }
 
@@ -84,14 +114,14 @@ fn serve_stream(
     relay: &Relay,
     stream: Arc<crate::stream::Stream>,
     default_layout: Layout,
-    params: &[(&str, &str)],
+    params: &[(String, String)],
 ) -> poem::Result<Response> {
     let mut opts = ViewerOptions {
         layout: default_layout,
         max_fps: None,
     };
-    for &(key, value) in params {
-        match key {
+    for (key, value) in params {
+        match key.as_str() {
             "fps" => opts.max_fps = Some(parse_fps(value, MAX_VIEWER_FPS).map_err(ApiError::BadQuery)?),
             "layout" if default_layout == Layout::Frames => {
                 return Err(ApiError::BadQuery(
@@ -100,7 +130,7 @@ fn serve_stream(
                 .into())
             }
             "layout" => {
-                opts.layout = match value {
+                opts.layout = match value.to_ascii_lowercase().as_str() {
                     "advance" => Layout::Advance,
                     "strict" => Layout::Strict,
                     other => {
@@ -156,9 +186,9 @@ fn check_size(stream: &crate::stream::Stream, value: &str) -> Result<(), ApiErro
 async fn snapshot(
     relay: &Relay,
     stream: Arc<crate::stream::Stream>,
-    params: &[(&str, &str)],
+    params: &[(String, String)],
 ) -> poem::Result<Response> {
-    for &(key, value) in params {
+    for (key, value) in params {
         if key == "size" {
             check_size(&stream, value)?;
         }
@@ -166,17 +196,16 @@ async fn snapshot(
     let frame = match stream.current() {
         // Someone is watching: the cached newest frame, answered at once.
         Some(frame) => frame,
-        // Idle: wake the source for a fresh frame.
+        // Idle: wake the source for one fresh frame.
         None => {
-            let _want = stream.want_frame();
+            let (need, _request) = stream.request_frame();
             let mut rx = stream.subscribe();
             let wait = async {
                 loop {
-                    if let Some(f) = rx
-                        .borrow_and_update()
-                        .as_ref()
-                        .filter(|f| stream.is_fresh(f))
-                    {
+                    // Any frame numbered `need` or later was produced after this request, so
+                    // it is fresh by construction (the driver may already count it stale, since
+                    // the stream went idle again right after producing it).
+                    if let Some(f) = rx.borrow_and_update().as_ref().filter(|f| f.seq >= need) {
                         return Some(f.clone());
                     }
                     rx.changed().await.ok()?;
@@ -185,7 +214,8 @@ async fn snapshot(
             tokio::select! {
                 r = tokio::time::timeout(SNAPSHOT_TIMEOUT, wait) => match r {
                     Ok(Some(frame)) => frame,
-                    _ => return Err(ApiError::NoFrame {
+                    Ok(None) => return Err(ApiError::ShuttingDown.into()),
+                    Err(_) => return Err(ApiError::NoFrame {
                         name: stream.name.clone(),
                         seconds: SNAPSHOT_TIMEOUT.as_secs(),
                         last_error: stream.info().last_error,

@@ -17,12 +17,12 @@ pub fn dimensions(data: &[u8]) -> Option<(u32, u32)> {
             return None;
         }
         let marker = data[i + 1];
-        // Fill bytes and markers without a length.
+        // Fill bytes and markers without a length (TEM, RSTn, a stray SOI/EOI).
         if marker == 0xFF {
             i += 1;
             continue;
         }
-        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+        if marker == 0x01 || (0xD0..=0xD9).contains(&marker) {
             i += 2;
             continue;
         }

@@ -136,7 +136,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let relay = match Relay::start(&cli.streams(), cli.dashboard.clone(), shutdown.clone()) {
             Ok(relay) => relay,
@@ -166,7 +166,11 @@ pub fn main_entry() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Blocking work still in flight (a frame being encoded, a file being read from a slow disk)
+    // must not hold the exit back.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    code
 }
 
 async fn signal_shutdown(shutdown: CancellationToken) {

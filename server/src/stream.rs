@@ -4,6 +4,8 @@
 //! Fan-out is a `tokio::sync::watch` channel holding the newest [`Frame`]: publishing replaces it,
 //! and each viewer takes whatever is newest when its connection can take a frame. There is no
 //! per-viewer queue, so a slow viewer skips frames and never slows the source or other viewers.
+//! The driver task owns the sending side: if it ever ends (shutdown, or a bug that kills it),
+//! the channel closes and every viewer's stream ends instead of hanging without frames.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,17 +27,20 @@ pub struct Stream {
     pub name: String,
     /// The spec it was started with, for the API.
     pub spec: String,
-    tx: watch::Sender<Latest>,
+    rx: watch::Receiver<Latest>,
     info: Mutex<SourceInfo>,
     last_error: Mutex<Option<String>>,
     /// Viewers connected now.
     viewers: AtomicU64,
-    /// Snapshot requests waiting for a fresh frame.
+    /// Snapshot requests waiting now, and the highest sequence number one of them needs.
     snapshot_waiters: AtomicU64,
+    snapshot_need: AtomicU64,
+    /// Sequence number of the last published frame (0 before the first).
+    last_seq: AtomicU64,
     /// Woken whenever someone starts wanting frames.
     demand: Notify,
-    /// Frames with a sequence number below this were published before the stream last went idle:
-    /// they are stale and are not handed out as "current".
+    /// Frames with a sequence number below this are stale: published before the stream last went
+    /// idle or before its source last failed. They are never handed out as current.
     fresh_from: AtomicU64,
     active: AtomicBool,
     frames_produced: AtomicU64,
@@ -45,26 +50,6 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn new(name: String, spec: String, info: SourceInfo) -> Arc<Self> {
-        let (tx, _) = watch::channel(None);
-        Arc::new(Stream {
-            name,
-            spec,
-            tx,
-            info: Mutex::new(info),
-            last_error: Mutex::new(None),
-            viewers: AtomicU64::new(0),
-            snapshot_waiters: AtomicU64::new(0),
-            demand: Notify::new(),
-            fresh_from: AtomicU64::new(1),
-            active: AtomicBool::new(false),
-            frames_produced: AtomicU64::new(0),
-            frames_sent: AtomicU64::new(0),
-            frames_skipped: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-        })
-    }
-
     /// Creates the stream and spawns its driver, which runs until `shutdown`.
     pub fn spawn(
         name: String,
@@ -72,25 +57,44 @@ impl Stream {
         source: Box<dyn Source>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        let stream = Stream::new(name, spec, source.info());
+        let (tx, rx) = watch::channel(None);
+        let stream = Arc::new(Stream {
+            name,
+            spec,
+            rx,
+            info: Mutex::new(source.info()),
+            last_error: Mutex::new(None),
+            viewers: AtomicU64::new(0),
+            snapshot_waiters: AtomicU64::new(0),
+            snapshot_need: AtomicU64::new(0),
+            last_seq: AtomicU64::new(0),
+            demand: Notify::new(),
+            fresh_from: AtomicU64::new(1),
+            active: AtomicBool::new(false),
+            frames_produced: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        });
         let span = tracing::info_span!("stream", name = %stream.name);
-        tokio::spawn(drive(stream.clone(), source, shutdown).instrument(span));
+        tokio::spawn(drive(stream.clone(), tx, source, shutdown).instrument(span));
         stream
     }
 
-    /// A receiver of the newest frame.
+    /// A receiver of the newest frame; its `changed()` fails once the driver has ended.
     pub fn subscribe(&self) -> watch::Receiver<Latest> {
-        self.tx.subscribe()
+        self.rx.clone()
     }
 
-    /// True if `frame` was produced since the stream last resumed, i.e. it is current.
+    /// True if `frame` is current: produced since the stream last resumed and since its source
+    /// last failed.
     pub fn is_fresh(&self, frame: &Frame) -> bool {
         frame.seq >= self.fresh_from.load(Ordering::Acquire)
     }
 
     /// The newest frame if it is current.
     pub fn current(&self) -> Option<Arc<Frame>> {
-        self.tx
+        self.rx
             .borrow()
             .as_ref()
             .filter(|f| self.is_fresh(f))
@@ -106,21 +110,31 @@ impl Stream {
         }
     }
 
-    /// Asks for frames until the guard is dropped, without counting as a viewer (snapshots).
-    pub fn want_frame(self: &Arc<Self>) -> SnapshotGuard {
+    /// Asks the source for one new frame (for a snapshot of an idle stream). Returns the sequence
+    /// number that frame will have at least; the demand lasts while the guard lives and ends as
+    /// soon as that frame is published, so an idle stream renders exactly one frame.
+    pub fn request_frame(self: &Arc<Self>) -> (u64, SnapshotGuard) {
         self.snapshot_waiters.fetch_add(1, Ordering::AcqRel);
+        let need = self.last_seq.load(Ordering::Acquire) + 1;
+        self.snapshot_need.fetch_max(need, Ordering::AcqRel);
         self.demand.notify_one();
-        SnapshotGuard {
-            stream: self.clone(),
-        }
+        (
+            need,
+            SnapshotGuard {
+                stream: self.clone(),
+            },
+        )
     }
 
     fn wanted(&self) -> bool {
         self.viewers.load(Ordering::Acquire) > 0
-            || self.snapshot_waiters.load(Ordering::Acquire) > 0
+            || (self.snapshot_waiters.load(Ordering::Acquire) > 0
+                && self.snapshot_need.load(Ordering::Acquire)
+                    > self.last_seq.load(Ordering::Acquire))
     }
 
-    /// Counts one frame written to a viewer, and the frames it skipped to get there.
+    /// Counts one frame handed to a viewer's connection, and the frames it skipped to get there
+    /// (because its connection was busy or its `?fps` cap was not due).
     pub fn record_sent(&self, bytes: usize, skipped: u64) {
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -136,7 +150,7 @@ impl Stream {
     /// The stream as `/api/streams/NAME` shows it.
     pub fn info(&self) -> StreamInfo {
         let info = self.info.lock().unwrap().clone();
-        let latest = self.tx.borrow().clone();
+        let latest = self.rx.borrow().clone();
         StreamInfo {
             name: self.name.clone(),
             source: self.spec.clone(),
@@ -177,7 +191,7 @@ impl Drop for ViewerGuard {
     }
 }
 
-/// Keeps the source running for a snapshot request.
+/// Keeps a snapshot's request for a frame alive.
 pub struct SnapshotGuard {
     stream: Arc<Stream>,
 }
@@ -193,7 +207,12 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The driver: waits for demand, pulls frames while there is any, publishes them.
-async fn drive(stream: Arc<Stream>, mut source: Box<dyn Source>, shutdown: CancellationToken) {
+async fn drive(
+    stream: Arc<Stream>,
+    tx: watch::Sender<Latest>,
+    mut source: Box<dyn Source>,
+    shutdown: CancellationToken,
+) {
     let mut seq: u64 = 0;
     let mut backoff = BACKOFF_START;
     loop {
@@ -222,11 +241,15 @@ async fn drive(stream: Arc<Stream>, mut source: Box<dyn Source>, shutdown: Cance
                 }
                 stream.frames_produced.fetch_add(1, Ordering::Relaxed);
                 let frame = Frame::new(seq, f.captured_micros, f.jpeg, f.width, f.height);
-                stream.tx.send_replace(Some(Arc::new(frame)));
+                tx.send_replace(Some(Arc::new(frame)));
+                stream.last_seq.store(seq, Ordering::Release);
             }
             Err(err) => {
                 tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source failed");
                 *stream.last_error.lock().unwrap() = Some(err.to_string());
+                // The last good frame no longer shows what the source sees: nobody new gets it
+                // as current, and snapshots wait for a real frame (or time out naming the error).
+                stream.fresh_from.store(seq + 1, Ordering::Release);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => return,

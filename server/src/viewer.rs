@@ -45,8 +45,9 @@ struct Viewer {
     _guard: ViewerGuard,
 }
 
-/// The body stream of one viewer. Ends when the server shuts down or the stream's driver goes
-/// away; hyper drops it (and the viewer stops counting) when the client disconnects.
+/// The body stream of one viewer. Ends when the server shuts down or the stream's driver ends
+/// (its channel closes); hyper drops it (and the viewer stops counting) when the client
+/// disconnects.
 pub fn body(
     stream: Arc<Stream>,
     opts: ViewerOptions,
@@ -130,12 +131,19 @@ impl Viewer {
         self.last_seq = Some(frame.seq);
         self.flushes_at_send = self.conn.as_ref().map(|c| c.flushes());
         if let Some(fps) = self.opts.max_fps {
-            self.next_allowed = Some(Instant::now() + Duration::from_secs_f64(1.0 / fps));
+            // Step from the previous deadline, not from now, so timer rounding does not add up
+            // into a lower rate; but never from more than one period back, so a stall is not
+            // followed by a burst.
+            let period = Duration::from_secs_f64(1.0 / fps);
+            let now = Instant::now();
+            let floor = now.checked_sub(period).unwrap_or(now);
+            let base = self.next_allowed.map_or(now, |prev| prev.max(floor));
+            self.next_allowed = Some(base + period);
         }
         Some(chunk)
     }
 
-    /// Waits for a current frame newer than the last one sent. `None` if the stream is gone.
+    /// Waits for a current frame newer than the last one sent. `None` once the driver has ended.
     async fn newest(&mut self) -> Option<Arc<Frame>> {
         loop {
             {

@@ -34,11 +34,12 @@ pub struct StreamInfo {
     pub viewers: u64,
     /// Frames the source has produced since start.
     pub frames_produced: u64,
-    /// Frames written to viewers, summed over viewers.
+    /// Frames handed to viewers' connections, summed over viewers.
     pub frames_sent: u64,
-    /// Frames viewers skipped because their connection could not take them in time, summed.
+    /// Frames viewers skipped, summed: newer frames arrived while a viewer's connection was still
+    /// busy, or before its `?fps` cap allowed another.
     pub frames_skipped: u64,
-    /// Bytes of stream parts written to viewers, summed.
+    /// Bytes of stream parts handed to viewers' connections, summed.
     pub bytes_sent: u64,
     /// Sequence number of the newest frame, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

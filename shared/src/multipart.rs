@@ -546,11 +546,7 @@ mod tests {
                     let micros = 1_700_000_000_000_000 + i as u64 * 33_333;
                     match layout {
                         Layout::Advance => prop_assert_eq!(part.timestamp_micros(), None),
-                        Layout::Strict => {
-                            prop_assert_eq!(part.timestamp_micros(), Some(micros));
-                            prop_assert_eq!(part.sequence(), None);
-                        }
-                        Layout::Frames => {
+                        Layout::Strict | Layout::Frames => {
                             prop_assert_eq!(part.timestamp_micros(), Some(micros));
                             prop_assert_eq!(part.sequence(), Some(i as u64 + 1));
                         }

@@ -8,7 +8,8 @@
 //!   by the boundary *and the next part's headers*. Chrome hands a part to the decoder only once the
 //!   next part's header block has arrived, so this makes it paint each frame as soon as it lands.
 //!   The next frame is not known yet, so these parts carry only `Content-Type`.
-//! - classic, [`Layout::Strict`]: every part carries `Content-Length` and `X-Timestamp`, and the
+//! - classic, [`Layout::Strict`]: every part carries `Content-Length`, `X-Sequence` and
+//!   `X-Timestamp`, and the
 //!   boundary line follows each frame at once, for parsers that need lengths.
 //! - fetch-readable ([`Layout::Frames`]): served as `application/octet-stream` (WebKit refuses
 //!   `reader.read()` on multipart/x-mixed-replace) with the same `boundary=` parameter. Every part
@@ -38,7 +39,7 @@ pub const HEADER_STREAM: &str = "X-Stream";
 pub enum Layout {
     /// Classic, boundary and next headers right after each frame (Chrome paints at once).
     Advance,
-    /// Classic, `Content-Length` and `X-Timestamp` on every part.
+    /// Classic, `Content-Length`, `X-Sequence` and `X-Timestamp` on every part.
     Strict,
     /// Fetch-readable: `Content-Length`, `X-Sequence`, `X-Timestamp` on every part.
     Frames,
@@ -88,8 +89,10 @@ impl Layout {
                 let mut head = String::with_capacity(128);
                 let _ = write!(
                     head,
-                    "Content-Type: image/jpeg\r\nContent-Length: {}\r\n{}: {}\r\n\r\n",
+                    "Content-Type: image/jpeg\r\nContent-Length: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
                     jpeg.len(),
+                    HEADER_SEQUENCE,
+                    seq,
                     HEADER_TIMESTAMP,
                     format_timestamp(timestamp_micros)
                 );

@@ -66,6 +66,22 @@ impl TestRelay {
         get(self.addr, path).await
     }
 
+    /// GET `path`, read the status, headers and the first bytes of the body (streams are endless).
+    pub async fn get_head(
+        &self,
+        path: &str,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
+        let resp = tokio::time::timeout(Duration::from_secs(10), send(self.addr, path, None, &[]))
+            .await
+            .context("no response within 10 s")??;
+        let (parts, mut body) = resp.into_parts();
+        let first = match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Ok(Some(frame)) => frame?.into_data().unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        Ok((parts.status, parts.headers, first))
+    }
+
     /// GET `path` and parse the body as JSON.
     pub async fn json(&self, path: &str) -> Result<serde_json::Value> {
         let (status, _, body) = self.get(path).await?;

@@ -43,9 +43,10 @@ async fn bad_requests_say_what_is_wrong() -> anyhow::Result<()> {
     );
 
     for (path, expect) in [
-        ("/streams/main.mjpg?fps=0", "above 0"),
+        ("/streams/main.mjpg?fps=0", "from 0.01 to 1000"),
         ("/streams/main.mjpg?fps=fast", "fps \"fast\""),
-        ("/streams/main.frames?fps=-3", "above 0"),
+        ("/streams/main.frames?fps=-3", "from 0.01 to 1000"),
+        ("/streams/main.frames?fps=1e-20", "from 0.01 to 1000"),
         (
             "/streams/main.mjpg?layout=fancy",
             "advance (default, for browsers), strict",
@@ -56,7 +57,8 @@ async fn bad_requests_say_what_is_wrong() -> anyhow::Result<()> {
         ),
         ("/streams/main.mjpg?size=big", "WIDTHxHEIGHT"),
         ("/streams/main.jpg?size=640x480", "this stream is 320x240"),
-        ("/streams/main.mjpg?fps", "KEY=VALUE"),
+        ("/streams/main.mjpg?fps", "fps \"\""),
+        ("/streams/main.mjpg?layout=%73trict&fps=%7A", "fps \"z\""),
     ] {
         let (status, msg) = error_of(&relay, path).await?;
         assert_eq!(status, 400, "{path}: {msg}");
@@ -65,9 +67,26 @@ async fn bad_requests_say_what_is_wrong() -> anyhow::Result<()> {
             "{path}: {msg:?} should mention {expect:?}"
         );
     }
-    // What is not ours to judge (a legacy page's cache buster) is ignored, not refused.
-    let mut v = relay.open("/streams/main.mjpg?t=12345&fps=5").await?;
-    v.next_part(T).await?;
+    // What is not ours to judge (a legacy page's cache buster) is ignored, not refused; values
+    // are percent-decoded and the layout name is not case-sensitive.
+    for path in [
+        "/streams/main.mjpg?t=12345&fps=5",
+        "/streams/main.mjpg?1700000000",
+        "/streams/main.mjpg?layout=Strict&fps=%35",
+        "/streams/main.jpg?_=1",
+    ] {
+        let (status, _, body) = relay.get_head(path).await?;
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    // Unknown routes and methods answer JSON too.
+    let (status, msg) = error_of(&relay, "/nothing/here").await?;
+    assert_eq!(status, 404);
+    assert!(msg.contains("/api/streams"), "{msg}");
+    let (status, msg) = error_of(&relay, "/streams/main.png?t").await?;
+    assert_eq!(
+        status, 404,
+        "a bad extension is a 404 whatever the query: {msg}"
+    );
     relay.stop().await?;
     Ok(())
 }
@@ -158,6 +177,9 @@ async fn snapshots_are_fresh_even_when_the_stream_was_idle() -> anyhow::Result<(
         assert_eq!((img.width, img.height), (320, 240));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Each snapshot of the idle stream cost exactly one frame: the source went back to sleep.
+    assert_eq!(relay.json("/api/streams/main").await?["frames_produced"], 2);
+    assert_eq!(relay.json("/api/streams/main").await?["active"], false);
     // While someone watches, a snapshot is the newest frame the viewers get.
     let mut viewer = relay.open("/streams/main.frames").await?;
     viewer.next_part(T).await?;

@@ -78,6 +78,7 @@ async fn classic_layouts_parse_and_carry_what_they_promise() -> anyhow::Result<(
             .parse()?;
         assert_eq!(len, part.body.len());
         let ts = part.timestamp_micros().expect("strict: X-Timestamp");
+        assert!(part.sequence().is_some(), "strict: X-Sequence");
         assert!(ts > last);
         last = ts;
         decode_jpeg(&part.body)?;
@@ -313,5 +314,60 @@ async fn shutdown_ends_every_stream_promptly() -> anyhow::Result<()> {
             assert!(parts < 100, "stream keeps going after shutdown");
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_source_is_reported_never_shown_as_live_and_recovers_for_connected_viewers(
+) -> anyhow::Result<()> {
+    let (dir, files) = jpeg_dir(2)?;
+    let spec = format!("clip=files:{}?fps=20", dir.path().display());
+    let relay = TestRelay::start(&[&spec]).await?;
+    let mut viewer = relay.open("/streams/clip.frames").await?;
+    let before = viewer.next_part(T).await?.sequence().unwrap();
+
+    // The folder empties (a disk unmounted, a camera gone): the source fails.
+    for i in 0..files.len() {
+        std::fs::remove_file(dir.path().join(format!("frame-{i:03}.jpg")))?;
+    }
+    let error = mjpeg_relay_tests::eventually(T, || async {
+        Ok(relay.json("/api/streams/clip").await?["last_error"]
+            .as_str()
+            .map(str::to_string))
+    })
+    .await?;
+    assert!(error.contains("could be read"), "the API says why: {error}");
+    // The server stays up, and the last good picture is not handed out as current.
+    assert_eq!(relay.json("/healthz").await?["status"], "ok");
+    let (status, _, body) = relay.get("/streams/clip.jpg").await?;
+    assert_eq!(
+        status,
+        504,
+        "snapshot of a failing source: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("could be read"),
+        "names the cause"
+    );
+    let mut newcomer = relay.open("/streams/clip.frames").await?;
+    assert!(
+        newcomer
+            .next_part(Duration::from_millis(500))
+            .await
+            .is_err(),
+        "a new viewer must not be shown the stale frame as live"
+    );
+
+    // The files come back: the viewer that stayed connected gets live frames again.
+    for (i, data) in files.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("frame-{i:03}.jpg")), data)?;
+    }
+    let after = viewer.next_part(Duration::from_secs(10)).await?;
+    assert!(after.sequence().unwrap() > before);
+    assert!(files.iter().any(|f| f[..] == after.body[..]));
+    newcomer.next_part(Duration::from_secs(10)).await?;
+    assert!(relay.json("/api/streams/clip").await?["last_error"].is_null());
+    relay.stop().await?;
     Ok(())
 }

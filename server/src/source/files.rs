@@ -75,9 +75,10 @@ impl Source for FilesSource {
         for _ in 0..self.files.len() {
             let path = &self.files[self.next];
             self.next = (self.next + 1) % self.files.len();
-            let captured_micros = unix_micros_now();
             match tokio::fs::read(path).await {
                 Ok(data) if jpeg::looks_like_jpeg(&data) => {
+                    // The frame exists once it is read; that is its capture time.
+                    let captured_micros = unix_micros_now();
                     let (width, height) = jpeg::dimensions(&data).unwrap_or((0, 0));
                     if width > 0 {
                         self.size = Some((width, height));

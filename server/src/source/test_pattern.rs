@@ -48,8 +48,9 @@ impl TestPattern {
 impl Source for TestPattern {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
         self.pacer.tick().await;
-        self.frame_no += 1;
-        let frame_no = self.frame_no;
+        // Counted only once the frame is delivered, so the number painted in the picture stays
+        // equal to the stream's sequence number even after a failed frame.
+        let frame_no = self.frame_no + 1;
         let mut renderer = self
             .renderer
             .take()
@@ -60,10 +61,19 @@ impl Source for TestPattern {
             (renderer, jpeg.map(|j| (captured_micros, j)))
         })
         .await
-        .map_err(|e| SourceError::Failed(format!("test pattern render task failed: {e}")))?;
+        .map_err(|e| {
+            // The renderer went down with the task; the next frame starts from a fresh one.
+            self.renderer = Some(Box::new(Renderer::new(
+                self.width as usize,
+                self.height as usize,
+                self.fps,
+            )));
+            SourceError::Failed(format!("test pattern render task failed: {e}"))
+        })?;
         self.renderer = Some(renderer);
         let (captured_micros, jpeg) =
             result.map_err(|e| SourceError::Failed(format!("JPEG encoding failed: {e}")))?;
+        self.frame_no = frame_no;
         Ok(SourceFrame {
             captured_micros,
             jpeg,
@@ -143,7 +153,7 @@ impl Renderer {
         self.rgb.copy_from_slice(&self.background);
 
         // A white bar sweeping across the bars, one full pass every two seconds.
-        let frames_per_pass = (self.fps * 2.0).max(1.0) as u64;
+        let frames_per_pass = (self.fps * 2.0).max(8.0) as u64;
         let bar_w = (w / 40).max(4);
         let x0 = ((frame_no % frames_per_pass) as usize * w) / frames_per_pass as usize;
         self.fill(x0, 0, bar_w, h * 2 / 3, [255, 255, 255]);
@@ -162,11 +172,12 @@ impl Renderer {
             "MJPEG-RELAY TEST".to_string(),
             clock,
             format!("FRAME {frame_no}"),
-            format!("{w}x{h} {:.3} FPS", self.fps).replace(".000", ""),
+            format!("{w}x{h} {} FPS", fps_label(self.fps)),
         ];
         let line_h = 10 * scale;
         let panel_y = stamp::HEIGHT + 8;
-        let panel_w = (18 * 8 * scale).min(w);
+        let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+        let panel_w = ((longest + 1) * 8 * scale).min(w);
         self.fill(0, panel_y, panel_w, lines.len() * line_h + 6, [16, 16, 16]);
         for (i, line) in lines.iter().enumerate() {
             self.text(4, panel_y + 4 + i * line_h, scale, line, [255, 255, 255]);
@@ -225,5 +236,35 @@ impl Renderer {
                 }
             }
         }
+    }
+}
+
+/// `30`, `12.5`, `0.25`: the rate as a person writes it.
+fn fps_label(fps: f64) -> String {
+    let text = format!("{fps:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_decodable_frame_with_its_stamp_at_every_size() {
+        for (w, h, fps) in [(160, 120, 0.01), (640, 480, 30.0), (1920, 1080, 12.5)] {
+            let mut r = Renderer::new(w, h, fps);
+            let jpeg = r.render(7, 1_700_000_000_123_456).unwrap();
+            assert_eq!(crate::jpeg::dimensions(&jpeg), Some((w as u32, h as u32)));
+            // The stamp is drawn into the picture (decoding the JPEG is the tests crate's job).
+            let s = stamp::decode(&r.rgb, w, h, 3).expect("stamp in the rendered picture");
+            assert_eq!((s.seq, s.capture_micros), (7, 1_700_000_000_123_456));
+        }
+    }
+
+    #[test]
+    fn fps_labels() {
+        assert_eq!(fps_label(30.0), "30");
+        assert_eq!(fps_label(12.5), "12.5");
+        assert_eq!(fps_label(0.01), "0.01");
     }
 }

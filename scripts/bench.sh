@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reproduces the figures in docs/benchmarks.md: builds release binaries, makes ~48 KB 640x480
+# frames, starts the relay on loopback and runs the load client against it, one configuration
+# after another. Results go to bench-out/*.json. Takes about 3 minutes.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cargo build --release -p mjpeg-relay -p mjpeg-bench
+out=bench-out
+mkdir -p "$out"
+[ -d "$out/frames" ] || target/release/mjpeg-bench frames "$out/frames" --count 60 --target-kb 48
+
+port=18090
+relay_pid=
+start_relay() {
+  target/release/mjpeg-relay --listen "127.0.0.1:$port" --stream "$1" --log warn &
+  relay_pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+  echo "relay did not start" >&2; exit 1
+}
+stop_relay() { kill "$relay_pid"; wait "$relay_pid" || true; }
+bench() { target/release/mjpeg-bench run "http://127.0.0.1:$port/streams/main.frames" --pid "$relay_pid" "$@"; }
+trap 'kill $relay_pid 2>/dev/null || true' EXIT
+
+echo "== test pattern 640x480 at 30 fps, one viewer: CPU of rendering + encoding + serving"
+start_relay "main=test?size=640x480&fps=30"
+bench --viewers 1 --seconds 20 --json "$out/test-pattern.json" >/dev/null
+stop_relay
+
+echo "== files source, 100 viewers (+10 joining viewers timed)"
+start_relay "main=files:$out/frames"
+bench --viewers 100 --seconds 20 --join-probes 20 --json "$out/viewers-100.json" >/dev/null
+stop_relay
+
+echo "== files source, 1000 viewers"
+start_relay "main=files:$out/frames"
+bench --viewers 1000 --seconds 20 --warmup 5 --json "$out/viewers-1000.json" >/dev/null
+stop_relay
+
+echo "== files source, 100 viewers + 1 viewer on a 100 KB/s link"
+start_relay "main=files:$out/frames"
+bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf 4096 --seconds 20 --json "$out/slow-viewer.json" >/dev/null
+stop_relay
+
+for f in test-pattern viewers-100 viewers-1000 slow-viewer; do echo "--- $f"; cat "$out/$f.json"; echo; done
