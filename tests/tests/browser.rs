@@ -164,3 +164,66 @@ async fn chromium_paints_the_classic_stream_live_in_a_plain_img() -> anyhow::Res
     relay.stop().await?;
     Ok(())
 }
+
+/// What the `<img id=stream>` shows: its stamp, decoded.
+async fn shown(client: &Client) -> anyhow::Result<Option<stamp::Stamp>> {
+    Ok(stamp_pixels(client)
+        .await?
+        .and_then(|(_, _, px)| stamp::decode(&px, stamp::WIDTH, stamp::HEIGHT, 4)))
+}
+
+/// Waits for the stream to publish a new frame, then gives the browser `settle` to paint it,
+/// and returns (newest published seq, seq the `<img>` shows).
+async fn newest_and_shown(
+    relay: &TestRelay,
+    client: &Client,
+    settle: Duration,
+) -> anyhow::Result<(u64, u32)> {
+    let last = relay.json("/api/streams/main").await?["last_seq"]
+        .as_u64()
+        .unwrap_or(0);
+    let newest = eventually(Duration::from_secs(5), || async {
+        let seq = relay.json("/api/streams/main").await?["last_seq"]
+            .as_u64()
+            .unwrap_or(0);
+        Ok((seq > last).then_some(seq))
+    })
+    .await?;
+    tokio::time::sleep(settle).await;
+    let shown = shown(client).await?.map(|s| s.seq).unwrap_or(0);
+    Ok((newest, shown))
+}
+
+#[tokio::test]
+async fn chromium_shows_the_newest_frame_not_the_one_before() -> anyhow::Result<()> {
+    // At 1 fps a frame painted one frame late would be a whole second late. The default layout
+    // sends the next part's headers right after each frame so that Chrome paints it at once.
+    let relay = TestRelay::start(&["main=test?size=320x240&fps=1"]).await?;
+    let (_driver, client) = browser().await?;
+    client.goto(&format!("http://{}/", relay.addr)).await?;
+    eventually(Duration::from_secs(10), || async { shown(&client).await }).await?;
+    for _ in 0..3 {
+        let (newest, shown) = newest_and_shown(&relay, &client, Duration::from_millis(300)).await?;
+        assert_eq!(
+            u64::from(shown),
+            newest,
+            "300 ms after frame {newest} was published, the <img> shows {shown}"
+        );
+    }
+
+    // For the record, the strict layout (boundary after the frame, no advance headers): Chrome
+    // waits for the next part's headers, so it shows the frame before. Printed, not asserted:
+    // it documents Chrome's behaviour (FIELD-NOTES), not ours.
+    client
+        .execute(
+            "document.getElementById('stream').src = '/streams/main.mjpg?layout=strict'",
+            vec![],
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (newest, shown) = newest_and_shown(&relay, &client, Duration::from_millis(300)).await?;
+    eprintln!("strict layout: 300 ms after frame {newest} was published, Chromium shows {shown}");
+    client.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
