@@ -7,6 +7,9 @@
 //!   `X-Timestamp` to the moment the part is complete, bytes, the server's CPU time per delivered
 //!   GB and its peak RSS (from /proc, given `--pid`), optionally with slow viewers (small receive
 //!   buffer, rate-limited reader) and with the time a joining viewer waits for its first frame.
+//! - `mjpeg-bench encode-yuyv`: the camera source's cost for a raw YUYV camera: encodes one
+//!   camera-like frame again and again on one thread with the relay's own encoder, and reports
+//!   wall and CPU time per frame, the frame rate one core sustains and the JPEG size.
 //!
 //! `scripts/bench.sh` runs the configurations quoted in `docs/benchmarks.md`.
 
@@ -73,6 +76,20 @@ enum Cmd {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Encode a camera-like YUYV frame FRAMES times on this thread, as the camera source does.
+    EncodeYuyv {
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        #[arg(long, default_value_t = 80)]
+        quality: u8,
+        /// Flip horizontally while encoding, as a mirrored camera stream does.
+        #[arg(long)]
+        mirror: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -115,7 +132,89 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::EncodeYuyv {
+            width,
+            height,
+            frames,
+            quality,
+            mirror,
+        } => {
+            let summary = encode_yuyv(width, height, frames.max(1), quality, mirror)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
     }
+}
+
+/// A YUYV frame like a webcam's: smooth gradients in luma and both chroma channels, with
+/// sensor-like noise (which is most of what a JPEG of a real room spends its bytes on).
+fn camera_like_yuyv(width: u32, height: u32) -> Vec<u8> {
+    let (w, h) = (width as usize, height as usize);
+    let mut seed: u32 = 12345;
+    let mut noise = move |amplitude: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed % (2 * amplitude + 1)) as i32 - amplitude as i32
+    };
+    let mut data = Vec::with_capacity(w * h * 2);
+    for y in 0..h {
+        for x in (0..w).step_by(2) {
+            let luma = 40 + ((x + y) * 160 / (w + h)) as i32;
+            let cb = 96 + (x * 64 / w) as i32;
+            let cr = 160 - (y * 64 / h) as i32;
+            let byte = |v: i32| v.clamp(0, 255) as u8;
+            data.extend_from_slice(&[
+                byte(luma + noise(8)),
+                byte(cb + noise(3)),
+                byte(luma + noise(8)),
+                byte(cr + noise(3)),
+            ]);
+        }
+    }
+    data
+}
+
+fn encode_yuyv(
+    width: u32,
+    height: u32,
+    frames: usize,
+    quality: u8,
+    mirror: bool,
+) -> Result<serde_json::Value> {
+    use mjpeg_relay::source::camera::convert::RawEncoder;
+    use mjpeg_relay::source::camera::device::{PixelFormat, RawFrame};
+    let raw = RawFrame {
+        data: camera_like_yuyv(width, height),
+        format: PixelFormat::Yuyv,
+        width,
+        height,
+    };
+    let mut encoder = RawEncoder::default();
+    // One frame first, as the capture thread has done by the time it runs steadily.
+    let mut jpeg_bytes = encoder.encode(&raw, quality, mirror)?.len();
+    let pid = std::process::id();
+    let cpu0 = cpu_seconds(pid)?;
+    let t0 = Instant::now();
+    let mut ms = Vec::with_capacity(frames);
+    for _ in 0..frames {
+        let t = Instant::now();
+        jpeg_bytes = encoder.encode(&raw, quality, mirror)?.len();
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    // Only this thread runs, so the process's CPU time is the encoder's.
+    let cpu_per_frame = (cpu_seconds(pid)? - cpu0) / frames as f64;
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    Ok(serde_json::json!({
+        "width": width, "height": height, "frames": frames, "quality": quality, "mirror": mirror,
+        "ms_mean": wall * 1000.0 / frames as f64,
+        "ms_median": pct(0.5), "ms_p99": pct(0.99), "ms_max": pct(1.0),
+        "cpu_seconds_per_frame": cpu_per_frame,
+        "fps_one_core": (cpu_per_frame > 0.0).then(|| 1.0 / cpu_per_frame),
+        "jpeg_bytes": jpeg_bytes,
+    }))
 }
 
 /// Camera-like frames: a gradient, moving shapes and sensor-like noise, which is what makes real

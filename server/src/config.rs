@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+use crate::source::camera::device::{DeviceSelector, PixelFormat};
+use crate::source::camera::CameraOptions;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -16,10 +19,16 @@ Examples:
       the built-in test pattern as stream \"main\" on http://127.0.0.1:8080/
   mjpeg-relay --stream main=test?size=1280x720&fps=25
   mjpeg-relay --listen 0.0.0.0:8080 --stream lobby=files:/srv/frames?fps=10 --stream demo=test
+  mjpeg-relay --stream cam=camera:0?size=1280x720&mirror=1
 
 Sources:
   test[?size=WxH&fps=N]     moving test pattern with clock and frame stamp (default 640x480, 30 fps)
   files:DIR[?fps=N]         the JPEG files in DIR, looped in name order (default 30 fps)
+  camera[:INDEX|:/dev/videoN][?size=WxH&fps=N&format=mjpeg|yuyv|nv12|gray|rgb|bgr&quality=Q&mirror=1&idle=S]
+                            a webcam, opened once while someone watches (closed after idle=10 s);
+                            default: its best MJPEG mode up to 1280x720 at 30 fps, else its best
+                            raw mode, encoded at quality 80. NO SIGNAL frames while it is missing.
+  mjpeg-relay cameras       lists the cameras, their formats, sizes and rates
 
 Endpoints, for a stream NAME:
   /streams/NAME.mjpg        multipart/x-mixed-replace for <img src>; ?layout=strict adds Content-Length
@@ -47,10 +56,25 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = "dist")]
     pub dashboard: PathBuf,
 
+    /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
+    /// show NO SIGNAL while retrying).
+    #[arg(long)]
+    pub require_camera: bool,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `debug` or `mjpeg_relay=debug`.
     /// RUST_LOG, when set, wins.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Things to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the cameras this machine has, with their formats, sizes and rates.
+    Cameras,
 }
 
 impl Cli {
@@ -76,6 +100,7 @@ pub struct StreamSpec {
 pub enum SourceSpec {
     Test { width: u32, height: u32, fps: f64 },
     Files { dir: PathBuf, fps: f64 },
+    Camera(CameraOptions),
 }
 
 impl fmt::Display for SourceSpec {
@@ -85,6 +110,29 @@ impl fmt::Display for SourceSpec {
                 write!(f, "test?size={width}x{height}&fps={fps}")
             }
             SourceSpec::Files { dir, fps } => write!(f, "files:{}?fps={fps}", dir.display()),
+            SourceSpec::Camera(o) => {
+                match &o.selector {
+                    DeviceSelector::First => write!(f, "camera")?,
+                    DeviceSelector::Index(i) => write!(f, "camera:{i}")?,
+                    DeviceSelector::Path(p) => write!(f, "camera:{}", p.display())?,
+                }
+                let mut opts = Vec::new();
+                if let Some((w, h)) = o.request.size {
+                    opts.push(format!("size={w}x{h}"));
+                }
+                if let Some(fps) = o.request.fps {
+                    opts.push(format!("fps={fps}"));
+                }
+                if let Some(format) = o.request.format {
+                    opts.push(format!("format={format}"));
+                }
+                opts.push(format!("quality={}", o.quality));
+                if o.mirror {
+                    opts.push("mirror=1".into());
+                }
+                opts.push(format!("idle={}", o.idle_close.as_secs()));
+                write!(f, "?{}", opts.join("&"))
+            }
         }
     }
 }
@@ -180,12 +228,89 @@ impl FromStr for SourceSpec {
                     fps,
                 })
             }
-            "" => Err("empty source; known sources: test, files:DIR".into()),
+            "camera" => parse_camera(arg, &params).map(SourceSpec::Camera),
+            "" => Err(format!("empty source; known sources: {KNOWN_SOURCES}")),
             other => Err(format!(
-                "unknown source {other:?}; known sources: test, files:DIR"
+                "unknown source {other:?}; known sources: {KNOWN_SOURCES}"
             )),
         }
     }
+}
+
+const KNOWN_SOURCES: &str = "test, files:DIR, camera[:INDEX|:/dev/videoN]";
+
+/// `camera`, `camera:INDEX`, `camera:/dev/videoN`, with `?size=WxH&fps=N&format=F&quality=Q&mirror=1&idle=S`.
+fn parse_camera(arg: Option<&str>, params: &[(&str, &str)]) -> Result<CameraOptions, String> {
+    let selector = match arg {
+        None | Some("") => DeviceSelector::First,
+        Some(a) if a.starts_with('/') => DeviceSelector::Path(PathBuf::from(a)),
+        Some(a) => DeviceSelector::Index(a.parse().map_err(|_| {
+            format!("camera {a:?} is neither an index (camera:0) nor a device path (camera:/dev/video0)")
+        })?),
+    };
+    let mut o = CameraOptions {
+        selector,
+        ..CameraOptions::default()
+    };
+    for &(key, value) in params {
+        match key {
+            "size" => o.request.size = Some(parse_size(value)?),
+            "fps" => {
+                o.request.fps = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|f| (1..=240).contains(f))
+                        .ok_or_else(|| {
+                            format!("camera fps {value:?} is not a whole number from 1 to 240")
+                        })?,
+                )
+            }
+            "format" => {
+                o.request.format = Some(PixelFormat::parse(value).ok_or_else(|| {
+                    let known: Vec<&str> = PixelFormat::ALL.iter().map(|f| f.name()).collect();
+                    format!(
+                        "camera format {value:?} is not known; formats: {}",
+                        known.join(", ")
+                    )
+                })?)
+            }
+            "quality" => {
+                o.quality = value
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| {
+                        format!("quality {value:?} is not a whole number from 1 to 100")
+                    })?
+            }
+            "mirror" => {
+                o.mirror = match value {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(format!("mirror {value:?} is not 1 or 0")),
+                }
+            }
+            "idle" => {
+                let secs: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .ok_or_else(|| {
+                        format!("idle {value:?} is not a whole number of seconds from 1 to 86400")
+                    })?;
+                o.idle_close = std::time::Duration::from_secs(secs);
+            }
+            other => {
+                return Err(unknown_param(
+                    "camera",
+                    other,
+                    "size, fps, format, quality, mirror, idle",
+                ))
+            }
+        }
+    }
+    Ok(o)
 }
 
 fn unknown_param(kind: &str, key: &str, known: &str) -> String {
@@ -293,8 +418,37 @@ mod tests {
     }
 
     #[test]
+    fn camera_specs() {
+        let spec = |s: &str| match s.parse::<SourceSpec>() {
+            Ok(SourceSpec::Camera(o)) => o,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(spec("camera"), CameraOptions::default());
+        assert_eq!(spec("camera:2").selector, DeviceSelector::Index(2));
+        assert_eq!(
+            spec("camera:/dev/video4").selector,
+            DeviceSelector::Path("/dev/video4".into())
+        );
+        let o = spec("camera?size=1280x720&fps=15&format=YUYV&quality=60&mirror=1&idle=3");
+        assert_eq!(o.request.size, Some((1280, 720)));
+        assert_eq!(o.request.fps, Some(15));
+        assert_eq!(o.request.format, Some(PixelFormat::Yuyv));
+        assert_eq!((o.quality, o.mirror, o.idle_close.as_secs()), (60, true, 3));
+        let err = |s: &str| s.parse::<SourceSpec>().unwrap_err();
+        assert!(err("camera:usb").contains("neither an index"));
+        assert!(err("camera?format=h264").contains("formats: mjpeg, yuyv"));
+        assert!(err("camera?quality=0").contains("quality \"0\""));
+        assert!(err("camera?fps=0").contains("from 1 to 240"));
+        assert!(err("camera?zoom=2").contains("no option \"zoom\""));
+    }
+
+    #[test]
     fn display_round_trips() {
-        for spec in ["test?size=320x240&fps=7.5", "files:/a/b?fps=30"] {
+        for spec in [
+            "test?size=320x240&fps=7.5",
+            "files:/a/b?fps=30",
+            "camera:1?size=640x480&format=yuyv&quality=70&mirror=1&idle=5",
+        ] {
             let parsed: SourceSpec = spec.parse().unwrap();
             assert_eq!(parsed.to_string().parse::<SourceSpec>().unwrap(), parsed);
         }

@@ -3,7 +3,7 @@
 //! Crate map, in the order a frame travels:
 //!
 //! - [`config`]: the command line and `NAME=SOURCE` stream specs.
-//! - [`source`]: the [`source::Source`] trait and the sources (test pattern, files).
+//! - [`source`]: the [`source::Source`] trait and the sources (test pattern, files, camera).
 //! - [`jpeg`]: reading sizes from JPEG headers.
 //! - [`frame`]: a published frame, its wire bytes built once per layout.
 //! - [`stream`]: one named stream: newest frame, demand, the driver task, counters.
@@ -37,8 +37,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Cli, StreamSpec};
+use crate::config::{Cli, Command, StreamSpec};
 use crate::error::ApiError;
+use crate::source::camera::device::CameraBackend;
+use crate::source::camera::nokhwa::NokhwaBackend;
+use crate::source::SourceContext;
 use crate::stream::Stream;
 
 /// How long graceful shutdown waits for connections after every stream has ended.
@@ -68,13 +71,39 @@ pub enum StartError {
     },
 }
 
+/// How to start a relay, besides its streams.
+#[derive(Clone)]
+pub struct RelayOptions {
+    /// Folder of the built dashboard.
+    pub dashboard: PathBuf,
+    /// Where cameras come from: the real devices, or a fake in tests.
+    pub cameras: Arc<dyn CameraBackend>,
+    /// Fail at startup when a camera does not open, instead of showing NO SIGNAL.
+    pub require_camera: bool,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            dashboard: PathBuf::from("dist"),
+            cameras: Arc::new(NokhwaBackend),
+            require_camera: false,
+        }
+    }
+}
+
 impl Relay {
     /// Opens every stream's source and starts its driver. Must run inside a tokio runtime.
     pub fn start(
         specs: &[StreamSpec],
-        dashboard: PathBuf,
+        options: RelayOptions,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, StartError> {
+        let ctx = SourceContext {
+            cameras: options.cameras.clone(),
+            require_camera: options.require_camera,
+        };
+        let dashboard = options.dashboard;
         let mut streams = Vec::new();
         let mut by_name = HashMap::new();
         for spec in specs {
@@ -83,11 +112,12 @@ impl Relay {
                     name: spec.name.clone(),
                 });
             }
-            let source = source::open(&spec.source).map_err(|e| StartError::Source {
-                name: spec.name.clone(),
-                spec: spec.source.to_string(),
-                reason: e.to_string(),
-            })?;
+            let source =
+                source::open(&spec.name, &spec.source, &ctx).map_err(|e| StartError::Source {
+                    name: spec.name.clone(),
+                    spec: spec.source.to_string(),
+                    reason: e.to_string(),
+                })?;
             let stream = Stream::spawn(
                 spec.name.clone(),
                 spec.source.to_string(),
@@ -129,6 +159,9 @@ pub fn main_entry() -> ExitCode {
     // clap exits with code 2 and names the bad argument.
     let cli = Cli::parse();
     init_tracing(&cli.log);
+    if let Some(Command::Cameras) = cli.command {
+        return list_cameras(&NokhwaBackend);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -138,7 +171,12 @@ pub fn main_entry() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let relay = match Relay::start(&cli.streams(), cli.dashboard.clone(), shutdown.clone()) {
+        let options = RelayOptions {
+            dashboard: cli.dashboard.clone(),
+            require_camera: cli.require_camera,
+            ..RelayOptions::default()
+        };
+        let relay = match Relay::start(&cli.streams(), options, shutdown.clone()) {
             Ok(relay) => relay,
             Err(err) => {
                 eprintln!("mjpeg-relay: {err}");
@@ -171,6 +209,37 @@ pub fn main_entry() -> ExitCode {
     // must not hold the exit back.
     runtime.shutdown_timeout(Duration::from_millis(300));
     code
+}
+
+/// `mjpeg-relay cameras`: every device with its modes; none is not an error.
+fn list_cameras(backend: &dyn CameraBackend) -> ExitCode {
+    match backend.list() {
+        Ok(devices) if devices.is_empty() => {
+            println!("No camera found.");
+            ExitCode::SUCCESS
+        }
+        Ok(devices) => {
+            for d in devices {
+                let path = d
+                    .path
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default();
+                println!("camera:{}  {}{}", d.index, d.name, path);
+                if let Some(err) = &d.modes_error {
+                    println!("    modes unknown: {err}");
+                }
+                for m in &d.modes {
+                    println!("    {m}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            println!("No camera found: {err}");
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 async fn signal_shutdown(shutdown: CancellationToken) {

@@ -174,7 +174,15 @@ impl Stream {
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
             last_seq: latest.as_ref().map(|f| f.seq),
             last_frame_bytes: latest.as_ref().map(|f| f.jpeg.len() as u64),
-            last_error: self.last_error.lock().unwrap().clone(),
+            device: info.device.clone(),
+            format: info.format.clone(),
+            capture_fps: info.capture_fps,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap()
+                .clone()
+                .or(info.last_error.clone()),
             endpoints: Endpoints::for_stream(&self.name),
         }
     }

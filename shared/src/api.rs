@@ -47,7 +47,16 @@ pub struct StreamInfo {
     /// Size in bytes of the newest frame, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_frame_bytes: Option<u64>,
-    /// The source's last error, if its most recent attempt failed.
+    /// The device a hardware source reads (`/dev/video0`, a camera's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The negotiated capture format of a hardware source, e.g. `mjpeg 1280x720 @ 30 fps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The rate frames actually arrive from the source, measured over the last second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_fps: Option<f64>,
+    /// Why the source is not delivering (a failing attempt, or a camera shown as NO SIGNAL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Paths of this stream's endpoints.

@@ -16,11 +16,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mjpeg_relay::config::StreamSpec;
-use mjpeg_relay::Relay;
+use mjpeg_relay::{Relay, RelayOptions};
 use mjpeg_shared::multipart::{MultipartParser, Part};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub mod camera;
 
 /// A relay running inside the test process on a free loopback port.
 pub struct TestRelay {
@@ -36,11 +38,23 @@ impl TestRelay {
     }
 
     pub async fn start_with_dashboard(specs: &[&str], dashboard: PathBuf) -> Result<Self> {
+        Self::start_with(
+            specs,
+            RelayOptions {
+                dashboard,
+                ..RelayOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a relay with the given options (a fake camera backend, say).
+    pub async fn start_with(specs: &[&str], options: RelayOptions) -> Result<Self> {
         let specs: Vec<StreamSpec> = specs
             .iter()
             .map(|s| s.parse().map_err(|e: String| anyhow!(e)))
             .collect::<Result<_>>()?;
-        let relay = Relay::start(&specs, dashboard, CancellationToken::new())?;
+        let relay = Relay::start(&specs, options, CancellationToken::new())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(mjpeg_relay::run(listener, relay.clone()));

@@ -109,6 +109,7 @@ impl Source for FilesSource {
             fps: self.fps,
             width: self.size.map(|s| s.0),
             height: self.size.map(|s| s.1),
+            ..Default::default()
         }
     }
 }

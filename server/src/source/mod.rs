@@ -7,7 +7,11 @@
 //!
 //! - [`test_pattern`]: the built-in moving pattern with a clock and a machine-readable stamp.
 //! - [`files`]: JPEG files from a folder, looped in name order, not re-encoded.
+//! - [`camera`]: a webcam (nokhwa), behind a device trait with fakes for tests.
+//! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
 
+pub mod camera;
+pub mod draw;
 pub mod files;
 pub mod test_pattern;
 
@@ -26,12 +30,22 @@ pub struct SourceFrame {
 }
 
 /// What a source reports about itself for `/api/streams`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceInfo {
     pub kind: &'static str,
+    /// The rate it is set to produce.
     pub fps: f64,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// The device it reads, for hardware sources.
+    pub device: Option<String>,
+    /// The negotiated capture format, for hardware sources (`mjpeg 1280x720 @ 30 fps`).
+    pub format: Option<String>,
+    /// The rate frames actually arrive at, measured.
+    pub capture_fps: Option<f64>,
+    /// Why the source is not delivering real frames, while it is not (a source that covers for
+    /// itself, like a camera showing NO SIGNAL, still reports the cause here).
+    pub last_error: Option<String>,
 }
 
 /// Why a source could not produce a frame. The stream logs it, shows it in the API and retries
@@ -65,10 +79,32 @@ pub enum SetupError {
     Invalid(String),
 }
 
-/// Builds the source a spec names. Fails for things that can never work (an empty folder),
-/// not for things that may come back (those are retried while running).
-pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>, SetupError> {
+/// What sources may need from the relay to start: the camera backend (the real one, or a fake in
+/// tests) and whether a missing camera is a startup error.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub cameras: std::sync::Arc<dyn camera::device::CameraBackend>,
+    pub require_camera: bool,
+}
+
+/// Builds the source a spec names for stream `name`. Fails for things that can never work (an
+/// empty folder; with `--require-camera`, a camera that does not open), not for things that may
+/// come back (those are retried while running).
+pub fn open(
+    name: &str,
+    spec: &SourceSpec,
+    ctx: &SourceContext,
+) -> Result<Box<dyn Source>, SetupError> {
     Ok(match spec {
+        SourceSpec::Camera(options) => Box::new(
+            camera::CameraSource::start(
+                name,
+                options.clone(),
+                ctx.cameras.clone(),
+                ctx.require_camera,
+            )
+            .map_err(|e| SetupError::Invalid(e.to_string()))?,
+        ),
         SourceSpec::Test { width, height, fps } => {
             Box::new(test_pattern::TestPattern::new(*width, *height, *fps))
         }

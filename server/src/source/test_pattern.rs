@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use mjpeg_shared::stamp::{self, Stamp};
 
-use super::{Pacer, Source, SourceError, SourceFrame, SourceInfo};
+use super::{draw, Pacer, Source, SourceError, SourceFrame, SourceInfo};
 use crate::frame::unix_micros_now;
 
 /// JPEG quality of the pattern: sharp text at about 40-50 KB per 640x480 frame.
@@ -92,6 +92,7 @@ impl Source for TestPattern {
             fps: self.fps,
             width: Some(self.width),
             height: Some(self.height),
+            ..Default::default()
         }
     }
 }
@@ -193,49 +194,31 @@ impl Renderer {
             h,
         );
 
-        let mut out = Vec::with_capacity(self.last_len + self.last_len / 4);
-        let mut encoder = jpeg_encoder::Encoder::new(&mut out, QUALITY);
-        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-        encoder.encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)?;
+        let out = draw::encode_rgb(&self.rgb, w, h, QUALITY, self.last_len + self.last_len / 4)?;
         self.last_len = out.len();
         Ok(Bytes::from(out))
     }
 
     fn fill(&mut self, x0: usize, y0: usize, fw: usize, fh: usize, color: [u8; 3]) {
-        let (w, h) = (self.width, self.height);
-        for y in y0..(y0 + fh).min(h) {
-            for x in x0..(x0 + fw).min(w) {
-                self.rgb[(y * w + x) * 3..][..3].copy_from_slice(&color);
-            }
-        }
+        draw::fill(
+            &mut self.rgb,
+            self.width,
+            self.height,
+            (x0, y0, fw, fh),
+            color,
+        );
     }
 
-    /// Draws `text` with the 8x8 public-domain font, each font pixel `scale` pixels wide.
     fn text(&mut self, x0: usize, y0: usize, scale: usize, text: &str, color: [u8; 3]) {
-        use font8x8::UnicodeFonts;
-        let (w, h) = (self.width, self.height);
-        for (ci, ch) in text.chars().enumerate() {
-            let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
-                continue;
-            };
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..8 {
-                    if bits & (1 << col) == 0 {
-                        continue;
-                    }
-                    let px = x0 + (ci * 8 + col) * scale;
-                    let py = y0 + row * scale;
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (x, y) = (px + dx, py + dy);
-                            if x < w && y < h {
-                                self.rgb[(y * w + x) * 3..][..3].copy_from_slice(&color);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        draw::text(
+            &mut self.rgb,
+            self.width,
+            self.height,
+            (x0, y0),
+            scale,
+            text,
+            color,
+        );
     }
 }
 
