@@ -41,4 +41,7 @@ start_relay "main=files:$out/frames"
 bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf 4096 --seconds 20 --json "$out/slow-viewer.json" >/dev/null
 stop_relay
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer; do echo "--- $f"; cat "$out/$f.json"; echo; done
+echo "== camera: encoding raw 1280x720 YUYV frames on one core"
+target/release/mjpeg-bench encode-yuyv --width 1280 --height 720 --frames 300 > "$out/encode-yuyv.json"
+
+for f in test-pattern viewers-100 viewers-1000 slow-viewer encode-yuyv; do echo "--- $f"; cat "$out/$f.json"; echo; done
