@@ -75,6 +75,12 @@ async fn mjpeg_without_huffman_tables_is_served_decodable_and_unchanged() -> any
         (Some(320), Some(240))
     );
     assert!(info["last_error"].is_null());
+    // The measured capture rate (a 20 fps camera), once a second's worth has been counted.
+    let fps = eventually(T, || async {
+        Ok(relay.json("/api/streams/cam").await?["capture_fps"].as_f64())
+    })
+    .await?;
+    assert!((15.0..=25.0).contains(&fps), "capture_fps {fps}");
     relay.stop().await?;
     Ok(())
 }

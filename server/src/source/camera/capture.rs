@@ -177,7 +177,9 @@ impl CameraSource {
             frames: rx,
             last_returned: Instant::now(),
             last_size: None,
-            paused: false,
+            // The first request starts the NO SIGNAL clock, as after a pause: the camera gets a full
+            // period to open (or to fail with a reason worth showing).
+            paused: true,
         })
     }
 
@@ -455,18 +457,16 @@ pub fn render_no_signal(
         [230, 230, 230],
     );
     y += 12 * small;
-    // Wrap the reason to the width.
+    // Wrap the reason to the width, between words where it can.
     let per_line = ((width - width / 12) / (8 * small)).max(8);
-    let chars: Vec<char> = reason.chars().collect();
-    for line in chars.chunks(per_line).take(6) {
-        let line: String = line.iter().collect();
+    for line in wrap(reason, per_line).iter().take(6) {
         draw::text(
             &mut rgb,
             width,
             height,
             (width / 12, y),
             small,
-            &line,
+            line,
             [200, 200, 120],
         );
         y += 10 * small;
@@ -488,4 +488,52 @@ pub fn render_no_signal(
         [160, 160, 160],
     );
     draw::encode_rgb(&rgb, width, height, 70, 32 * 1024)
+}
+
+/// Greedy word wrap to `width` characters; words longer than a line are cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_between_words() {
+        assert_eq!(
+            wrap("no such file or directory", 12),
+            ["no such file", "or directory"]
+        );
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert!(wrap("", 10).is_empty());
+    }
+
+    #[test]
+    fn no_signal_is_a_jpeg_of_the_asked_size() {
+        let jpeg = render_no_signal("cam", "cannot open camera 0: gone", 320, 240, 0).unwrap();
+        assert_eq!(crate::jpeg::dimensions(&jpeg), Some((320, 240)));
+    }
 }
