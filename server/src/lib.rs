@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Cli, Command, StreamSpec};
 use crate::error::ApiError;
-use crate::source::camera::device::CameraBackend;
+use crate::source::camera::device::{CameraBackend, CameraError};
 use crate::source::camera::nokhwa::NokhwaBackend;
 use crate::source::SourceContext;
 use crate::stream::Stream;
@@ -233,6 +233,10 @@ fn list_cameras(backend: &dyn CameraBackend) -> ExitCode {
                     println!("    {m}");
                 }
             }
+            ExitCode::SUCCESS
+        }
+        Err(CameraError::NotFound(reason)) => {
+            println!("No camera found ({reason}).");
             ExitCode::SUCCESS
         }
         Err(err) => {

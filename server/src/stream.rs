@@ -224,11 +224,21 @@ async fn drive(
     let mut seq: u64 = 0;
     let mut backoff = BACKOFF_START;
     loop {
-        // Idle: nothing is pulled from the source until someone wants a frame.
-        while !stream.wanted() {
-            tokio::select! {
-                _ = stream.demand.notified() => {}
-                _ = shutdown.cancelled() => return,
+        // The one place the stream goes idle, so pausing can never be skipped: everything
+        // published so far turns stale (a viewer arriving later waits for a new frame rather than
+        // being shown an old picture as live), and the source is told to pause.
+        if !stream.wanted() {
+            if stream.active.swap(false, Ordering::AcqRel) {
+                stream.fresh_from.store(seq + 1, Ordering::Release);
+                source.pause();
+                *stream.info.lock().unwrap() = source.info();
+                tracing::debug!("no viewers; source paused");
+            }
+            while !stream.wanted() {
+                tokio::select! {
+                    _ = stream.demand.notified() => {}
+                    _ = shutdown.cancelled() => return,
+                }
             }
         }
         if !stream.active.swap(true, Ordering::AcqRel) {
@@ -255,6 +265,7 @@ async fn drive(
             Err(err) => {
                 tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source failed");
                 *stream.last_error.lock().unwrap() = Some(err.to_string());
+                *stream.info.lock().unwrap() = source.info();
                 // The last good frame no longer shows what the source sees: nobody new gets it
                 // as current, and snapshots wait for a real frame (or time out naming the error).
                 stream.fresh_from.store(seq + 1, Ordering::Release);
@@ -264,15 +275,6 @@ async fn drive(
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
-        }
-
-        if !stream.wanted() {
-            // Everything published so far is stale from now on: a viewer arriving later must
-            // wait for a new frame rather than be shown an old picture as live.
-            stream.fresh_from.store(seq + 1, Ordering::Release);
-            stream.active.store(false, Ordering::Release);
-            source.pause();
-            tracing::debug!("no viewers; source paused");
         }
     }
 }

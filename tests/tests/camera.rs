@@ -144,10 +144,7 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
     let relay = relay_with(&cam, &["cam=camera", "other=test?size=160x120&fps=10"]).await?;
     let mut viewer = relay.open("/streams/cam.frames").await?;
     let mut other = relay.open("/streams/other.frames").await?;
-    assert!(
-        stamp_of(&viewer.next_part(T).await?.body).is_some(),
-        "live frames first"
-    );
+    let before = stamp_of(&viewer.next_part(T).await?.body).expect("live frames first");
 
     cam.set_present(false);
     // The same connection now gets NO SIGNAL pictures, about once a second.
@@ -177,8 +174,8 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
     cam.set_present(true);
     let back = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
     assert!(
-        stamp_of(&back.body).unwrap() > 0,
-        "live frames again on the same connection"
+        stamp_of(&back.body).unwrap() > before,
+        "new live frames on the same connection, not old ones"
     );
     assert!(relay.json("/api/streams/cam").await?["last_error"].is_null());
     relay.stop().await?;
@@ -194,6 +191,18 @@ async fn a_stalled_camera_shows_no_signal_and_does_not_hold_anything_up() -> any
     cam.set_stalled(true);
     let part = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_none()).await?;
     decode_jpeg(&part.body)?;
+    let info = relay.json("/api/streams/cam").await?;
+    assert!(
+        info["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no frame from"),
+        "API says it stalled: {info}"
+    );
+    assert!(
+        info["capture_fps"].is_null(),
+        "no capture rate while stalled: {info}"
+    );
     let mut other = relay.open("/streams/other.frames").await?;
     other.next_part(T).await?;
     // Shutdown does not wait for the read stuck in the "driver".
@@ -237,11 +246,48 @@ async fn the_camera_opens_for_viewers_and_closes_when_they_are_gone() -> anyhow:
         "the next viewer reopened it"
     );
     relay.stop().await?;
-    // Shutdown releases the device.
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_releases_the_camera() -> anyhow::Result<()> {
+    let cam = FakeCamera::new(FakeKind::Yuyv, 320, 240, 20);
+    // An idle close an hour away: only shutdown can release it within the test.
+    let relay = relay_with(&cam, &["cam=camera?idle=3600"]).await?;
+    let mut viewer = relay.open("/streams/cam.mjpg").await?;
+    viewer.next_part(T).await?;
+    drop(viewer);
+    assert_eq!(cam.open_now.load(Ordering::SeqCst), 1);
+    relay.stop().await?;
     eventually(Duration::from_secs(3), || async {
         Ok((cam.open_now.load(Ordering::SeqCst) == 0).then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_camera_missing_at_startup_shows_no_signal_then_goes_live_when_plugged_in(
+) -> anyhow::Result<()> {
+    let cam = FakeCamera::new(FakeKind::MjpegWithoutHuffman, 320, 240, 20);
+    cam.set_present(false);
+    let relay = relay_with(&cam, &["cam=camera?size=320x240"]).await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let part = viewer.next_part(Duration::from_secs(8)).await?;
+    assert!(
+        stamp_of(&part.body).is_none(),
+        "NO SIGNAL while the camera is missing"
+    );
+    let img = decode_jpeg(&part.body)?;
+    assert_eq!(
+        (img.width, img.height),
+        (320, 240),
+        "NO SIGNAL at the requested size"
+    );
+    cam.set_present(true);
+    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    assert!(relay.json("/api/streams/cam").await?["last_error"].is_null());
+    relay.stop().await?;
     Ok(())
 }
 

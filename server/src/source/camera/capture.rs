@@ -1,19 +1,24 @@
-//! The camera source: one capture thread per camera, frames handed to the async side through a
-//! one-slot channel, and a NO SIGNAL picture whenever the camera cannot deliver.
+//! The camera source: a reader thread and a converter thread per camera, frames handed to the
+//! async side through a one-slot channel, and a NO SIGNAL picture whenever the camera cannot
+//! deliver.
 //!
-//! The thread reads the device as fast as it delivers and keeps only the newest frame, so
-//! neither the driver's buffers nor ours ever hold a backlog (the OpenCV capture-buffer lag of
-//! the classic Flask recipe). Each frame is converted once, on this thread: MJPEG passes through
-//! (with the standard Huffman tables inserted when the camera left them out), raw frames are
-//! encoded at the configured quality. Never once per viewer.
+//! The reader thread only reads: as fast as the device delivers, it leaves the newest raw frame
+//! in a one-slot mailbox, so the driver's buffers are drained however slow conversion is (no
+//! OpenCV-style capture backlog, even with `mirror=1` on a small board). The converter thread
+//! takes whatever is newest there and converts it once: MJPEG passes through (with the standard
+//! Huffman tables inserted when the camera left them out), raw frames are encoded at the
+//! configured quality. Never once per viewer. A frame that arrives while the previous one is
+//! still being converted simply replaces the waiting one.
 //!
-//! States of the thread: idle (nobody has asked for a frame for `idle_close`: the device is
+//! The reader's states: idle (nobody has asked for a frame for `idle_close`: the device is
 //! closed), opening (with backoff while it fails), streaming. A read error closes the device and
 //! goes back to opening, so an unplugged camera is picked up again when it returns, and viewers,
-//! who were shown NO SIGNAL meanwhile, get live frames again without reconnecting.
+//! who were shown NO SIGNAL meanwhile, get live frames again without reconnecting. Neither
+//! thread is joined: a read stuck in a driver must not hold up the relay's exit.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,7 @@ use tokio::sync::watch;
 use super::convert;
 use super::device::{
     CameraBackend, CameraDevice, CameraError, DeviceSelector, Mode, ModeRequest, PixelFormat,
+    RawFrame,
 };
 use crate::frame::unix_micros_now;
 use crate::source::{draw, Source, SourceError, SourceFrame, SourceInfo};
@@ -54,14 +60,20 @@ impl Default for CameraOptions {
 
 /// While the camera delivers nothing, a NO SIGNAL frame goes out this often.
 const NO_SIGNAL_EVERY: Duration = Duration::from_secs(1);
-/// Reopen backoff: doubles from 250 ms up to 5 s.
+/// How long a live camera may go without a frame before NO SIGNAL: at least this, and at least
+/// three of its frame intervals (a 1 fps camera is not "lost" between two frames).
+const STALL_AFTER: Duration = Duration::from_secs(1);
+/// How long a camera that is still opening (no frame yet, no error yet) gets: opening, setting
+/// the format and starting the sensor take more than a second on many webcams.
+const OPENING_GRACE: Duration = Duration::from_secs(5);
+/// Reopen backoff: doubles from 250 ms up to 5 s; reset by the first good frame.
 const REOPEN_START: Duration = Duration::from_millis(250);
 const REOPEN_MAX: Duration = Duration::from_secs(5);
 
 /// `last_demand_ms` before anyone has asked for a frame.
 const NEVER: u64 = u64::MAX;
 
-/// A converted frame from the capture thread.
+/// A converted frame, ready for the stream.
 #[derive(Debug)]
 struct Captured {
     jpeg: Bytes,
@@ -70,7 +82,7 @@ struct Captured {
     height: u32,
 }
 
-/// What the capture thread reports, for the API and the NO SIGNAL text.
+/// What the threads report, for the API and the NO SIGNAL text.
 #[derive(Clone, Debug, Default)]
 struct Status {
     device: Option<String>,
@@ -80,14 +92,17 @@ struct Status {
     capture_fps: Option<f64>,
 }
 
-/// State shared by the source (async side) and its capture thread.
+/// State shared by the source (async side) and its threads.
 struct Shared {
     status: Mutex<Status>,
-    /// When a frame was last asked for, ms since `epoch` ([`NEVER`] before the first); the thread
+    /// When a frame was last asked for, ms since `epoch` ([`NEVER`] before the first); the reader
     /// closes the device when this gets older than `idle_close`.
     last_demand_ms: AtomicU64,
     epoch: Instant,
     stop: AtomicBool,
+    /// The newest raw frame and its capture time, waiting for the converter.
+    mailbox: Mutex<Option<(RawFrame, u64)>>,
+    mail: Condvar,
 }
 
 impl Shared {
@@ -95,9 +110,31 @@ impl Shared {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn set_error(&self, err: &CameraError) {
-        let mut status = self.status.lock().unwrap();
-        status.last_error = Some(err.to_string());
+    /// The status, even if a thread panicked while holding it (it holds plain data).
+    fn status(&self) -> MutexGuard<'_, Status> {
+        self.status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_error(&self, err: impl ToString) {
+        self.status().last_error = Some(err.to_string());
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until `until` or until stopped, whatever else wakes the thread (the async side
+    /// unparks it on every request for a frame, which must not cut a backoff short).
+    fn sleep_until(&self, until: Instant) {
+        while !self.stopped() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::park_timeout(left);
+        }
     }
 }
 
@@ -105,10 +142,14 @@ pub struct CameraSource {
     name: String,
     options: CameraOptions,
     shared: Arc<Shared>,
-    thread: thread::Thread,
+    reader: thread::Thread,
     frames: watch::Receiver<Option<Arc<Captured>>>,
     /// When the source last returned a frame (live or NO SIGNAL).
     last_returned: Instant,
+    /// When it last returned a live frame.
+    last_live: Option<Instant>,
+    /// The last frame returned was NO SIGNAL.
+    showing_no_signal: bool,
     /// Size of the last live frame, so NO SIGNAL matches it.
     last_size: Option<(u32, u32)>,
     /// Set by `pause`: the next `next_frame` starts a new wait.
@@ -116,8 +157,8 @@ pub struct CameraSource {
 }
 
 impl CameraSource {
-    /// Starts the capture thread (idle until the first frame is asked for). With `require`, first
-    /// opens the device once and fails if it cannot be opened.
+    /// Starts the camera's threads (idle until the first frame is asked for). With `require`,
+    /// first opens the device once and fails if it cannot be opened.
     pub fn start(
         name: &str,
         options: CameraOptions,
@@ -129,74 +170,101 @@ impl CameraSource {
             last_demand_ms: AtomicU64::new(NEVER),
             epoch: Instant::now(),
             stop: AtomicBool::new(false),
+            mailbox: Mutex::new(None),
+            mail: Condvar::new(),
         });
+        if require {
+            // The device opened for the check stays open for one idle period, for the first viewer.
+            shared.last_demand_ms.store(0, Ordering::Release);
+        }
         let (tx, rx) = watch::channel(None);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let device = options.selector.to_string();
-        let thread = {
+        let spawn_error = |e: std::io::Error| CameraError::Open {
+            device: device.clone(),
+            reason: format!("cannot start the capture threads: {e}"),
+        };
+        {
+            let (shared, options) = (shared.clone(), options.clone());
+            thread::Builder::new()
+                .name(format!("convert-{name}"))
+                .spawn(move || convert_loop(&options, &shared, &tx))
+                .map_err(spawn_error)?;
+        }
+        let reader = {
             let (shared, options) = (shared.clone(), options.clone());
             thread::Builder::new()
                 .name(format!("camera-{name}"))
-                .spawn(move || {
-                    capture_loop(
-                        &*backend,
-                        &options,
-                        &shared,
-                        &tx,
-                        require.then_some(ready_tx),
-                    )
-                })
-                .map_err(|e| CameraError::Open {
-                    device: device.clone(),
-                    reason: format!("cannot start the capture thread: {e}"),
-                })?
+                .spawn(move || read_loop(&*backend, &options, &shared, require.then_some(ready_tx)))
+                .map_err(spawn_error)?
                 .thread()
                 .clone()
+        };
+        let source = CameraSource {
+            name: name.to_string(),
+            options,
+            shared,
+            reader,
+            frames: rx,
+            last_returned: Instant::now(),
+            last_live: None,
+            showing_no_signal: false,
+            last_size: None,
+            // The first request starts the NO SIGNAL clock, as after a pause.
+            paused: true,
         };
         if require {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    shared.stop.store(true, Ordering::Release);
-                    thread.unpark();
-                    return Err(err);
-                }
+                // Dropping `source` stops the threads.
+                Ok(Err(err)) => return Err(err),
                 Err(_) => {
                     return Err(CameraError::Open {
-                        device: options.selector.to_string(),
+                        device,
                         reason: "capture thread ended".into(),
                     })
                 }
             }
         }
-        Ok(CameraSource {
-            name: name.to_string(),
-            options,
-            shared,
-            thread,
-            frames: rx,
-            last_returned: Instant::now(),
-            last_size: None,
-            // The first request starts the NO SIGNAL clock, as after a pause: the camera gets a full
-            // period to open (or to fail with a reason worth showing).
-            paused: true,
-        })
+        Ok(source)
+    }
+
+    /// How long to wait for the next live frame before showing NO SIGNAL.
+    fn patience(&self) -> Duration {
+        if self.showing_no_signal {
+            return NO_SIGNAL_EVERY;
+        }
+        let status = self.shared.status();
+        if !status.open && status.last_error.is_none() {
+            return OPENING_GRACE;
+        }
+        let period = status.mode.map_or(Duration::ZERO, |m| {
+            Duration::from_secs_f64(3.0 / f64::from(m.fps.max(1)))
+        });
+        STALL_AFTER.max(period)
     }
 
     fn no_signal(&mut self) -> Result<SourceFrame, SourceError> {
-        let status = self.shared.status.lock().unwrap().clone();
-        let reason = match (&status.last_error, status.open) {
-            (Some(err), _) => err.clone(),
-            (None, true) => format!(
-                "no frame from {} for {} s",
-                status.device.as_deref().unwrap_or("the camera"),
-                self.last_returned.elapsed().as_secs().max(1)
-            ),
-            (None, false) => format!("opening {}", self.options.selector),
+        let reason = {
+            let mut status = self.shared.status();
+            status.capture_fps = None;
+            match (&status.last_error, status.open) {
+                (Some(err), _) => err.clone(),
+                (None, true) => {
+                    let since = self.last_live.map_or(0, |t| t.elapsed().as_secs()).max(1);
+                    let reason = format!(
+                        "no frame from {} for {since} s",
+                        status.device.as_deref().unwrap_or("the camera")
+                    );
+                    status.last_error = Some(reason.clone());
+                    reason
+                }
+                (None, false) => format!("opening {}", self.options.selector),
+            }
         };
         let (w, h) = self
             .last_size
-            .or(status.mode.map(|m| (m.width, m.height)))
+            .or(self.shared.status().mode.map(|m| (m.width, m.height)))
             .or(self.options.request.size)
             .unwrap_or((640, 480));
         let captured_micros = unix_micros_now();
@@ -213,10 +281,10 @@ impl CameraSource {
 
 impl Drop for CameraSource {
     fn drop(&mut self) {
-        // The thread drops the device (releasing the camera) when it sees this. It is not joined:
-        // a read stuck in the driver must not hold up the relay's exit.
+        // The threads drop the device (releasing the camera) when they see this.
         self.shared.stop.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.reader.unpark();
+        self.shared.mail.notify_all();
     }
 }
 
@@ -225,7 +293,8 @@ impl Source for CameraSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
         if std::mem::take(&mut self.paused) {
             self.last_returned = Instant::now();
-            // Frames captured before the pause (the thread reads on until it closes the camera)
+            self.showing_no_signal = false;
+            // Frames converted before the pause (the threads run on until the camera closes)
             // are old by now: only what is captured from here on counts.
             self.frames.borrow_and_update();
         }
@@ -233,15 +302,20 @@ impl Source for CameraSource {
             self.shared
                 .last_demand_ms
                 .store(self.shared.now_ms(), Ordering::Release);
-            self.thread.unpark();
-            let deadline = tokio::time::Instant::from_std(self.last_returned + NO_SIGNAL_EVERY);
+            self.reader.unpark();
+            // Re-checked every 200 ms: the patience shrinks as soon as the reader reports an
+            // error (an open that failed), and NO SIGNAL should then say so promptly.
+            let no_signal_at = self.last_returned + self.patience();
+            let wake = no_signal_at.min(Instant::now() + Duration::from_millis(200));
             tokio::select! {
                 changed = self.frames.changed() => {
                     if changed.is_err() {
-                        return Err(SourceError::Failed("the capture thread has ended".into()));
+                        return Err(SourceError::Failed("the camera's converter thread has ended".into()));
                     }
                     let Some(frame) = self.frames.borrow_and_update().clone() else { continue };
                     self.last_returned = Instant::now();
+                    self.last_live = Some(self.last_returned);
+                    self.showing_no_signal = false;
                     self.last_size = Some((frame.width, frame.height));
                     return Ok(SourceFrame {
                         captured_micros: frame.captured_micros,
@@ -250,8 +324,12 @@ impl Source for CameraSource {
                         height: frame.height,
                     });
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    if Instant::now() < no_signal_at {
+                        continue;
+                    }
                     self.last_returned = Instant::now();
+                    self.showing_no_signal = true;
                     return self.no_signal();
                 }
             }
@@ -259,13 +337,13 @@ impl Source for CameraSource {
     }
 
     fn pause(&mut self) {
-        // Nobody watches. When someone does again, give the camera (which the capture thread may
-        // have closed meanwhile) a full NO SIGNAL period to reopen before saying it has no signal.
+        // Nobody watches. When someone does again, give the camera (which the reader may have
+        // closed meanwhile) its full opening grace before saying it has no signal.
         self.paused = true;
     }
 
     fn info(&self) -> SourceInfo {
-        let status = self.shared.status.lock().unwrap().clone();
+        let status = self.shared.status().clone();
         SourceInfo {
             kind: "camera",
             fps: status.mode.map_or(0.0, |m| f64::from(m.fps)),
@@ -282,34 +360,32 @@ impl Source for CameraSource {
     }
 }
 
-/// The capture thread. `ready` (with `--require-camera`) gets the result of the first open.
-fn capture_loop(
+/// The reader thread. `ready` (with `--require-camera`) gets the result of the first open.
+fn read_loop(
     backend: &dyn CameraBackend,
     options: &CameraOptions,
     shared: &Shared,
-    tx: &watch::Sender<Option<Arc<Captured>>>,
     mut ready: Option<std::sync::mpsc::Sender<Result<(), CameraError>>>,
 ) {
     let _span = tracing::info_span!("camera", device = %options.selector).entered();
     let mut device: Option<Box<dyn CameraDevice>> = None;
     let mut backoff = REOPEN_START;
-    let mut encoder = convert::RawEncoder::new();
     let mut meter = FpsMeter::default();
+    let mut delivered_since_open = false;
     loop {
-        if shared.stop.load(Ordering::Acquire) {
+        if shared.stopped() {
             break;
         }
         let last_demand = shared.last_demand_ms.load(Ordering::Acquire);
         let recently_asked = last_demand != NEVER
             && shared.now_ms().saturating_sub(last_demand) < options.idle_close.as_millis() as u64;
-        let wanted = ready.is_some() || recently_asked;
-        if !wanted {
+        if !(ready.is_some() || recently_asked) {
             if device.take().is_some() {
                 tracing::info!(
                     "nobody watching for {} s; camera closed",
                     options.idle_close.as_secs()
                 );
-                let mut status = shared.status.lock().unwrap();
+                let mut status = shared.status();
                 status.open = false;
                 status.capture_fps = None;
             }
@@ -324,13 +400,14 @@ fn capture_loop(
                 Ok(dev) => {
                     tracing::info!(device = %dev.name(), mode = %dev.mode(), "camera open");
                     {
-                        let mut status = shared.status.lock().unwrap();
+                        let mut status = shared.status();
                         status.device = Some(dev.name());
                         status.mode = Some(dev.mode());
                         status.open = true;
                         status.last_error = None;
                     }
-                    backoff = REOPEN_START;
+                    meter = FpsMeter::default();
+                    delivered_since_open = false;
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));
                     }
@@ -343,7 +420,7 @@ fn capture_loop(
                     }
                     tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera unavailable");
                     shared.set_error(&err);
-                    thread::park_timeout(backoff);
+                    shared.sleep_until(Instant::now() + backoff);
                     backoff = (backoff * 2).min(REOPEN_MAX);
                     continue;
                 }
@@ -353,51 +430,95 @@ fn capture_loop(
         match dev.read() {
             Ok(raw) => {
                 let captured_micros = unix_micros_now();
-                let (width, height) = (raw.width, raw.height);
-                let converted = match raw.format {
-                    PixelFormat::Mjpeg if options.mirror => {
-                        convert::mirror_jpeg(&raw.data, options.quality)
-                    }
-                    // Passed through as delivered, unless its Huffman tables must be added.
-                    PixelFormat::Mjpeg => {
-                        let fixed = match convert::ensure_huffman_tables(&raw.data) {
-                            std::borrow::Cow::Owned(fixed) => Some(fixed),
-                            std::borrow::Cow::Borrowed(_) => None,
-                        };
-                        Ok(fixed.unwrap_or(raw.data))
-                    }
-                    _ => encoder.encode(&raw, options.quality, options.mirror),
-                };
-                match converted {
-                    Ok(jpeg) => {
-                        let fps = meter.tick();
-                        let mut status = shared.status.lock().unwrap();
-                        status.capture_fps = fps.or(status.capture_fps);
-                        status.last_error = None;
-                        drop(status);
-                        tx.send_replace(Some(Arc::new(Captured {
-                            jpeg: Bytes::from(jpeg),
-                            captured_micros,
-                            width,
-                            height,
-                        })));
-                    }
-                    // One bad frame (a truncated JPEG from the driver) is skipped, not fatal.
-                    Err(err) => tracing::debug!(%err, "frame skipped"),
+                if !delivered_since_open {
+                    // The camera works: the next failure starts its backoff afresh.
+                    delivered_since_open = true;
+                    backoff = REOPEN_START;
                 }
+                if let Some(fps) = meter.tick() {
+                    shared.status().capture_fps = Some(fps);
+                }
+                // Replaces a frame the converter has not taken yet: only the newest matters.
+                *shared.mailbox.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((raw, captured_micros));
+                shared.mail.notify_one();
             }
             Err(err) => {
-                tracing::warn!(%err, "camera read failed; reopening");
-                shared.set_error(&err);
-                shared.status.lock().unwrap().open = false;
+                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera read failed; reopening");
+                {
+                    let mut status = shared.status();
+                    status.last_error = Some(err.to_string());
+                    status.open = false;
+                    status.capture_fps = None;
+                }
                 device = None;
-                thread::park_timeout(backoff);
+                shared.sleep_until(Instant::now() + backoff);
                 backoff = (backoff * 2).min(REOPEN_MAX);
             }
         }
     }
     drop(device);
-    tracing::debug!("capture thread ended; camera released");
+    tracing::debug!("reader thread ended; camera released");
+}
+
+/// The converter thread: newest raw frame in, JPEG out, once per frame.
+fn convert_loop(
+    options: &CameraOptions,
+    shared: &Shared,
+    tx: &watch::Sender<Option<Arc<Captured>>>,
+) {
+    let mut encoder = convert::RawEncoder::new();
+    loop {
+        let (raw, captured_micros) = {
+            let mut mailbox = shared.mailbox.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if shared.stopped() {
+                    return;
+                }
+                if let Some(mail) = mailbox.take() {
+                    break mail;
+                }
+                mailbox = shared.mail.wait(mailbox).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let (width, height) = (raw.width, raw.height);
+        // A decoder or encoder bug on one odd frame must cost that frame, not the stream.
+        let converted = catch_unwind(AssertUnwindSafe(|| match raw.format {
+            PixelFormat::Mjpeg if options.mirror => {
+                convert::mirror_jpeg(&raw.data, options.quality)
+            }
+            // Passed through as delivered, unless its Huffman tables must be added.
+            PixelFormat::Mjpeg => {
+                let fixed = match convert::ensure_huffman_tables(&raw.data) {
+                    std::borrow::Cow::Owned(fixed) => Some(fixed),
+                    std::borrow::Cow::Borrowed(_) => None,
+                };
+                Ok(fixed.unwrap_or(raw.data))
+            }
+            _ => encoder.encode(&raw, options.quality, options.mirror),
+        }));
+        match converted {
+            Ok(Ok(jpeg)) => {
+                shared.status().last_error = None;
+                tx.send_replace(Some(Arc::new(Captured {
+                    jpeg: Bytes::from(jpeg),
+                    captured_micros,
+                    width,
+                    height,
+                })));
+            }
+            // Shown in the API (and on NO SIGNAL if no frame converts at all).
+            Ok(Err(err)) => {
+                tracing::debug!(%err, "frame skipped");
+                shared.set_error(format!("frame could not be converted: {err}"));
+            }
+            Err(_) => {
+                tracing::warn!("frame conversion panicked; frame skipped");
+                encoder = convert::RawEncoder::new();
+                shared.set_error("frame conversion failed (panic); frame skipped");
+            }
+        }
+    }
 }
 
 /// Frames per second over the last second of captures.

@@ -46,11 +46,14 @@ impl CameraBackend for NokhwaBackend {
     fn list(&self) -> Result<Vec<DeviceInfo>, CameraError> {
         let found = guard(|| nokhwa::query(ApiBackend::Auto))
             .map_err(|e| CameraError::NotFound(e.to_string()))?;
-        Ok(found
+        let mut devices: Vec<DeviceInfo> = found
             .iter()
             .enumerate()
             .map(|(position, info)| describe(position, info))
-            .collect())
+            .collect();
+        // nokhwa lists in directory order; people expect camera 0 first.
+        devices.sort_by_key(|d| d.index);
+        Ok(devices)
     }
 
     fn open(
@@ -58,7 +61,50 @@ impl CameraBackend for NokhwaBackend {
         selector: &DeviceSelector,
         request: &ModeRequest,
     ) -> Result<Box<dyn CameraDevice>, CameraError> {
+        if *selector == DeviceSelector::First {
+            return open_first(request);
+        }
         let (index, device) = resolve(selector)?;
+        open_index(index, device, request)
+    }
+}
+
+/// `camera` without an index: the lowest-numbered device that opens in a matching mode. A UVC
+/// webcam usually brings a second node (metadata) that cannot stream; it must not win just
+/// because the directory listed it first.
+fn open_first(request: &ModeRequest) -> Result<Box<dyn CameraDevice>, CameraError> {
+    let mut indices: Vec<u32> = guard(|| nokhwa::query(ApiBackend::Auto))
+        .map(|found| {
+            found
+                .iter()
+                .filter_map(|c| c.index().as_index().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    indices.sort_unstable();
+    indices.dedup();
+    let mut first_error = None;
+    for index in indices {
+        match open_index(index, format!("camera {index}"), request) {
+            Ok(device) => return Ok(device),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    // With nothing found, try 0 anyway so that the error is nokhwa's about a device.
+    match first_error {
+        Some(err) => Err(err),
+        None => open_index(0, "camera 0".into(), request),
+    }
+}
+
+fn open_index(
+    index: u32,
+    device: String,
+    request: &ModeRequest,
+) -> Result<Box<dyn CameraDevice>, CameraError> {
+    {
         let open_err = |e: NokhwaError| open_error(&device, e);
 
         // Open in whatever mode nokhwa picks first, only to learn what the device offers.
