@@ -1,7 +1,9 @@
-//! Command line and stream specs: `mjpeg-relay --listen ADDR:PORT --stream NAME=SOURCE ...`.
+//! Command line, config file and stream specs: `mjpeg-relay [--config FILE] --listen ADDR:PORT
+//! --stream NAME=SOURCE ...`.
 //!
-//! A spec that does not parse is refused by clap before anything starts (exit code 2), with a
-//! message naming the part that is wrong and what is accepted there.
+//! A spec that does not parse is refused before anything starts (exit code 2), with a message
+//! naming the part that is wrong and what is accepted there; in a config file, with its line.
+//! [`Cli::settings`] merges the file and the flags, flags winning.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -41,10 +43,15 @@ Endpoints, for a stream NAME:
 #[derive(Debug, Parser)]
 #[command(name = "mjpeg-relay", version, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Settings and streams from a TOML file (see the README); the flags below override it, and a
+    /// --stream replaces the file's stream of the same name.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address and port to listen on, e.g. 0.0.0.0:8080 to serve the network (port 0 picks a free
-    /// port and prints it).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// port and prints it). [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
 
     /// A stream to serve, as NAME=SOURCE; repeat for more streams. NAME is letters, digits, '-'
     /// and '_'. Without any, one stream main=test.
@@ -52,9 +59,9 @@ pub struct Cli {
     pub streams: Vec<StreamSpec>,
 
     /// Folder of the built dashboard (`trunk build --release` output), served at /. When it does
-    /// not exist, / shows a small built-in page instead.
-    #[arg(long, value_name = "DIR", default_value = "dist")]
-    pub dashboard: PathBuf,
+    /// not exist, / shows a small built-in page instead. [default: dist]
+    #[arg(long, value_name = "DIR")]
+    pub dashboard: Option<PathBuf>,
 
     /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
     /// show NO SIGNAL while retrying).
@@ -62,9 +69,9 @@ pub struct Cli {
     pub require_camera: bool,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `debug` or `mjpeg_relay=debug`.
-    /// RUST_LOG, when set, wins.
-    #[arg(long, value_name = "FILTER", default_value = "info")]
-    pub log: String,
+    /// RUST_LOG, when set, wins. [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,14 +84,125 @@ pub enum Command {
     Cameras,
 }
 
+/// Everything the relay runs with, from the file (if any) and the flags, flags winning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub dashboard: PathBuf,
+    pub require_camera: bool,
+    pub log: String,
+    /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
+    pub streams: Vec<StreamSpec>,
+}
+
 impl Cli {
-    /// The streams to serve: those given, or `main=test`.
-    pub fn streams(&self) -> Vec<StreamSpec> {
-        if self.streams.is_empty() {
-            vec![StreamSpec::from_str("main=test").expect("default spec parses")]
-        } else {
-            self.streams.clone()
+    /// Reads `--config` (if given) and applies the flags over it.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let mut streams = file.streams;
+        for spec in &self.streams {
+            match streams.iter_mut().find(|s| s.name == spec.name) {
+                Some(existing) => *existing = spec.clone(),
+                None => streams.push(spec.clone()),
+            }
         }
+        if streams.is_empty() {
+            streams.push(StreamSpec::from_str("main=test").expect("default spec parses"));
+        }
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            dashboard: self
+                .dashboard
+                .clone()
+                .or(file.dashboard)
+                .unwrap_or_else(|| PathBuf::from("dist")),
+            require_camera: self.require_camera || file.require_camera.unwrap_or(false),
+            log: self
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
+            streams,
+        })
+    }
+}
+
+/// `--config FILE`, parsed and checked.
+#[derive(Debug, Default)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub dashboard: Option<PathBuf>,
+    pub require_camera: Option<bool>,
+    pub log: Option<String>,
+    pub streams: Vec<StreamSpec>,
+}
+
+/// The file as written. Unknown keys are refused (with their name and line), so a typo never
+/// silently falls back to a default.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    listen: Option<SocketAddr>,
+    dashboard: Option<PathBuf>,
+    require_camera: Option<bool>,
+    log: Option<String>,
+    #[serde(default)]
+    stream: Vec<RawStream>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStream {
+    name: toml::Spanned<String>,
+    source: toml::Spanned<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &std::path::Path) -> Result<FileConfig, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        FileConfig::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let line = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let mut streams: Vec<StreamSpec> = Vec::new();
+        for s in raw.stream {
+            let at = line(s.name.span().start);
+            validate_name(s.name.get_ref()).map_err(|e| format!("line {at}: {e}"))?;
+            if streams.iter().any(|x| &x.name == s.name.get_ref()) {
+                return Err(format!(
+                    "line {at}: stream {:?} is configured twice",
+                    s.name.get_ref()
+                ));
+            }
+            let source = s.source.get_ref().parse::<SourceSpec>().map_err(|e| {
+                format!(
+                    "line {}: stream {:?}: {e}",
+                    line(s.source.span().start),
+                    s.name.get_ref()
+                )
+            })?;
+            streams.push(StreamSpec {
+                name: s.name.into_inner(),
+                source,
+            });
+        }
+        Ok(FileConfig {
+            listen: raw.listen,
+            dashboard: raw.dashboard,
+            require_camera: raw.require_camera,
+            log: raw.log,
+            streams,
+        })
     }
 }
 
@@ -415,6 +533,96 @@ mod tests {
         assert!(err("main=test?colour=red").contains("no option \"colour\""));
         assert!(err("main=files:").contains("needs a folder"));
         assert!(err("main=test?fps").contains("KEY=VALUE"));
+    }
+
+    const FILE: &str = r#"
+listen = "0.0.0.0:9000"
+log = "debug"
+
+[[stream]]
+name = "lobby"
+source = "files:/srv/lobby?fps=10"
+
+[[stream]]
+name = "main"
+source = "test?size=320x240&fps=5"
+"#;
+
+    #[test]
+    fn config_file_streams_keep_their_order_and_flags_win() {
+        let file = FileConfig::parse(FILE).unwrap();
+        assert_eq!(file.listen, Some("0.0.0.0:9000".parse().unwrap()));
+        let names: Vec<&str> = file.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["lobby", "main"]);
+
+        let dir = std::env::temp_dir().join(format!("mjpeg-relay-config-{}", std::process::id()));
+        std::fs::write(&dir, FILE).unwrap();
+        let path = dir.display().to_string();
+        let cli = Cli::try_parse_from([
+            "mjpeg-relay",
+            "--config",
+            &path,
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            "main=test",
+            "--stream",
+            "extra=test",
+        ])
+        .unwrap();
+        let settings = cli.settings().unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(
+            settings.listen,
+            "127.0.0.1:0".parse().unwrap(),
+            "the flag wins"
+        );
+        assert_eq!(
+            settings.log, "debug",
+            "the file fills what the flags leave out"
+        );
+        let streams: Vec<String> = settings
+            .streams
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.source))
+            .collect();
+        assert_eq!(
+            streams,
+            [
+                "lobby=files:/srv/lobby?fps=10",
+                "main=test?size=640x480&fps=30",
+                "extra=test?size=640x480&fps=30"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_readme_example_config_parses() {
+        let readme = include_str!("../../README.md");
+        let start =
+            readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+        let example = &readme[start..start + readme[start..].find("```").unwrap()];
+        let file = FileConfig::parse(example).unwrap();
+        assert_eq!(file.streams.len(), 3);
+        assert_eq!(file.listen, Some("0.0.0.0:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn config_file_errors_name_the_key_and_line() {
+        let err = FileConfig::parse("listen = \"127.0.0.1:1\"\nport = 8080\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("port"), "{err}");
+        let err = FileConfig::parse("[[stream]]\nname = \"a\"\nsource = \"test\"\nfps = 3\n")
+            .unwrap_err();
+        assert!(err.contains("line 4") && err.contains("fps"), "{err}");
+        let err = FileConfig::parse("[[stream]]\nname = \"a\"\nsource = \"tset\"\n").unwrap_err();
+        assert!(
+            err.contains("line 3") && err.contains("unknown source \"tset\""),
+            "{err}"
+        );
+        let err = FileConfig::parse("[[stream]]\nname = \"a\"\nsource = \"test\"\n[[stream]]\nname = \"a\"\nsource = \"test\"\n").unwrap_err();
+        assert!(err.contains("line 5") && err.contains("twice"), "{err}");
+        let err = FileConfig::parse("listen = \"nowhere\"\n").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Crate map, in the order a frame travels:
 //!
-//! - [`config`]: the command line and `NAME=SOURCE` stream specs.
+//! - [`config`]: the command line, the `--config` TOML file and `NAME=SOURCE` stream specs.
 //! - [`source`]: the [`source::Source`] trait and the sources (test pattern, files, camera).
 //! - [`jpeg`]: reading sizes from JPEG headers.
 //! - [`frame`]: a published frame, its wire bytes built once per layout.
@@ -158,7 +158,15 @@ pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()
 pub fn main_entry() -> ExitCode {
     // clap exits with code 2 and names the bad argument.
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    // A config file that does not hold is an argument error too: exit code 2, like clap's.
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("mjpeg-relay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log);
     if let Some(Command::Cameras) = cli.command {
         return list_cameras(&NokhwaBackend);
     }
@@ -172,21 +180,21 @@ pub fn main_entry() -> ExitCode {
     let code = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let options = RelayOptions {
-            dashboard: cli.dashboard.clone(),
-            require_camera: cli.require_camera,
+            dashboard: settings.dashboard.clone(),
+            require_camera: settings.require_camera,
             ..RelayOptions::default()
         };
-        let relay = match Relay::start(&cli.streams(), options, shutdown.clone()) {
+        let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {
             Ok(relay) => relay,
             Err(err) => {
                 eprintln!("mjpeg-relay: {err}");
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match TcpListener::bind(cli.listen).await {
+        let listener = match TcpListener::bind(settings.listen).await {
             Ok(l) => l,
             Err(err) => {
-                eprintln!("mjpeg-relay: cannot listen on {}: {err}", cli.listen);
+                eprintln!("mjpeg-relay: cannot listen on {}: {err}", settings.listen);
                 return ExitCode::FAILURE;
             }
         };

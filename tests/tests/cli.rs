@@ -124,3 +124,81 @@ async fn sigterm_with_viewers_connected_exits_within_two_seconds() -> anyhow::Re
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     Ok(())
 }
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n\n[[stream]]\nname = \"main\"\nsorce = \"test\"\n",
+    )
+    .unwrap();
+    let out = relay()
+        .args(["--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relay.toml") && err.contains("line 5") && err.contains("sorce"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_file_serves_its_streams_and_flags_override_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:1\"  # overridden below\n\n[[stream]]\nname = \"front\"\nsource = \"test?size=160x120&fps=5\"\n\n[[stream]]\nname = \"back\"\nsource = \"test?size=320x240&fps=5\"\n",
+    )?;
+    let mut child = relay()
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--stream",
+            "back=test?size=160x120&fps=2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    let result = async {
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .trim_start_matches("mjpeg-relay listening on http://")
+            .trim_end_matches('/')
+            .parse()?;
+        let (_, _, body) = mjpeg_relay_tests::get(addr, "/api/streams").await?;
+        let list: serde_json::Value = serde_json::from_slice(&body)?;
+        let streams: Vec<(String, String)> = list["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["source"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            streams,
+            [
+                ("front".to_string(), "test?size=160x120&fps=5".to_string()),
+                ("back".to_string(), "test?size=160x120&fps=2".to_string()),
+            ],
+            "the file's streams in order, the flag's version of `back`"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    child.kill()?;
+    child.wait()?;
+    result
+}
