@@ -311,3 +311,38 @@ where
 pub fn now_micros() -> u64 {
     mjpeg_relay::frame::unix_micros_now()
 }
+
+/// The relay binary running as a child process, on the port it chose (`--listen 127.0.0.1:0`);
+/// killed on drop.
+pub struct RelayProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl RelayProcess {
+    /// Starts `cmd` (the relay binary with its arguments, including `--listen 127.0.0.1:0`) and
+    /// reads the address it prints first, which is how scripts find port 0's choice.
+    pub fn spawn(mut cmd: std::process::Command) -> Result<Self> {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("mjpeg-relay listening on http://")
+            .and_then(|s| s.strip_suffix('/'))
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .parse()?;
+        Ok(RelayProcess { child, addr })
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

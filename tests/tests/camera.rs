@@ -1,7 +1,6 @@
 //! The camera source against fake devices (there is no camera on these machines), and the real
 //! nokhwa path up to the error this machine gives.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::time::Duration;
 
 use mjpeg_relay::RelayOptions;
 use mjpeg_relay_tests::camera::{encode, has_huffman_tables, FakeBackend, FakeCamera, FakeKind};
-use mjpeg_relay_tests::{decode_jpeg, eventually, StreamReader, TestRelay};
+use mjpeg_relay_tests::{decode_jpeg, eventually, RelayProcess, StreamReader, TestRelay};
 use mjpeg_shared::stamp;
 
 const T: Duration = Duration::from_secs(5);
@@ -362,19 +361,11 @@ async fn a_missing_real_camera_serves_no_signal_naming_the_device() -> anyhow::R
     if !no_cameras_here() {
         return Ok(());
     }
-    let mut child = relay_cmd()
-        .args(["--listen", "127.0.0.1:0", "--stream", "cam=camera:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .trim_start_matches("mjpeg-relay listening on http://")
-        .trim_end_matches('/')
-        .parse()?;
-    let result = async {
+    let mut cmd = relay_cmd();
+    cmd.args(["--listen", "127.0.0.1:0", "--stream", "cam=camera:0"]);
+    let process = RelayProcess::spawn(cmd)?;
+    let addr = process.addr;
+    {
         let mut viewer = StreamReader::open(addr, "/streams/cam.frames", None).await?;
         let part = viewer.next_part(T).await?;
         let img = decode_jpeg(&part.body)?;
@@ -386,10 +377,6 @@ async fn a_missing_real_camera_serves_no_signal_naming_the_device() -> anyhow::R
         let info: serde_json::Value = serde_json::from_slice(&body)?;
         let err = info["last_error"].as_str().unwrap_or_default().to_string();
         assert!(err.contains("camera 0"), "the API names the device: {info}");
-        anyhow::Ok(())
     }
-    .await;
-    child.kill()?;
-    child.wait()?;
-    result
+    Ok(())
 }

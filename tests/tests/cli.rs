@@ -1,10 +1,9 @@
 //! The real `mjpeg-relay` binary: argument errors, startup errors, signals.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mjpeg_relay_tests::StreamReader;
+use mjpeg_relay_tests::{RelayProcess, StreamReader};
 
 fn relay() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mjpeg-relay-under-test"));
@@ -71,25 +70,16 @@ fn help_explains_every_flag_with_examples() {
 
 #[tokio::test]
 async fn sigterm_with_viewers_connected_exits_within_two_seconds() -> anyhow::Result<()> {
-    let mut child = relay()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--stream",
-            "main=test?size=320x240&fps=30",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    // The relay prints the address it bound, which is how scripts find port 0's choice.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("mjpeg-relay listening on http://")
-        .and_then(|s| s.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()?;
+    let mut cmd = relay();
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--stream",
+        "main=test?size=320x240&fps=30",
+    ]);
+    let mut relay_process = RelayProcess::spawn(cmd)?;
+    let addr = relay_process.addr;
+    let child = &mut relay_process.child;
 
     let mut viewers = Vec::new();
     for path in [
@@ -154,26 +144,18 @@ async fn a_config_file_serves_its_streams_and_flags_override_it() -> anyhow::Res
         &path,
         "listen = \"127.0.0.1:1\"  # overridden below\n\n[[stream]]\nname = \"front\"\nsource = \"test?size=160x120&fps=5\"\n\n[[stream]]\nname = \"back\"\nsource = \"test?size=320x240&fps=5\"\n",
     )?;
-    let mut child = relay()
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--stream",
-            "back=test?size=160x120&fps=2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-    let result = async {
-        let addr: std::net::SocketAddr = line
-            .trim()
-            .trim_start_matches("mjpeg-relay listening on http://")
-            .trim_end_matches('/')
-            .parse()?;
+    let mut cmd = relay();
+    cmd.args([
+        "--config",
+        path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--stream",
+        "back=test?size=160x120&fps=2",
+    ]);
+    let process = RelayProcess::spawn(cmd)?;
+    let addr = process.addr;
+    {
         let (_, _, body) = mjpeg_relay_tests::get(addr, "/api/streams").await?;
         let list: serde_json::Value = serde_json::from_slice(&body)?;
         let streams: Vec<(String, String)> = list["streams"]
@@ -195,10 +177,6 @@ async fn a_config_file_serves_its_streams_and_flags_override_it() -> anyhow::Res
             ],
             "the file's streams in order, the flag's version of `back`"
         );
-        anyhow::Ok(())
     }
-    .await;
-    child.kill()?;
-    child.wait()?;
-    result
+    Ok(())
 }
