@@ -37,6 +37,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# Python packages for the push examples' tests (examples/push_opencv.py).
+if [ "$mode" != "--run" ] && ! python3 -c "import cv2, numpy, requests" 2>/dev/null; then
+  log "pip install requests opencv-python-headless"
+  python3 -m pip install --quiet --disable-pip-version-check requests opencv-python-headless
+fi
+
 # Rust targets and tools.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"

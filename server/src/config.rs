@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::source::camera::device::{DeviceSelector, PixelFormat};
 use crate::source::camera::CameraOptions;
+use crate::source::push::PushOptions;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -30,6 +31,9 @@ Sources:
                             a webcam, opened once while someone watches (closed after idle=10 s);
                             default: its best MJPEG mode up to 1280x720 at 30 fps, else its best
                             raw mode, encoded at quality 80. NO SIGNAL frames while it is missing.
+  push[?token=T&replace=1&max_bytes=N]
+                            frames POSTed to /streams/NAME/ingest (one JPEG per request, or one
+                            long multipart request); needs a token (here or --ingest-token)
   mjpeg-relay cameras       lists the cameras, their formats, sizes and rates
 
 Endpoints, for a stream NAME:
@@ -63,6 +67,16 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub dashboard: Option<PathBuf>,
 
+    /// Token that `POST /streams/NAME/ingest` requires (as `Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`) for push streams without a token of their own.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MJPEG_RELAY_INGEST_TOKEN",
+        hide_env_values = true
+    )]
+    pub ingest_token: Option<String>,
+
     /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
     /// show NO SIGNAL while retrying).
     #[arg(long)]
@@ -90,6 +104,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub dashboard: PathBuf,
     pub require_camera: bool,
+    pub ingest_token: Option<String>,
     pub log: String,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
@@ -123,6 +138,7 @@ impl Cli {
                 .or(file.dashboard)
                 .unwrap_or_else(|| PathBuf::from("dist")),
             require_camera: self.require_camera || file.require_camera.unwrap_or(false),
+            ingest_token: self.ingest_token.clone().or(file.ingest_token),
             log: self
                 .log
                 .clone()
@@ -139,6 +155,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub dashboard: Option<PathBuf>,
     pub require_camera: Option<bool>,
+    pub ingest_token: Option<String>,
     pub log: Option<String>,
     pub streams: Vec<StreamSpec>,
 }
@@ -151,6 +168,7 @@ struct RawFile {
     listen: Option<SocketAddr>,
     dashboard: Option<PathBuf>,
     require_camera: Option<bool>,
+    ingest_token: Option<String>,
     log: Option<String>,
     #[serde(default)]
     stream: Vec<RawStream>,
@@ -200,6 +218,7 @@ impl FileConfig {
             listen: raw.listen,
             dashboard: raw.dashboard,
             require_camera: raw.require_camera,
+            ingest_token: raw.ingest_token,
             log: raw.log,
             streams,
         })
@@ -219,6 +238,7 @@ pub enum SourceSpec {
     Test { width: u32, height: u32, fps: f64 },
     Files { dir: PathBuf, fps: f64 },
     Camera(CameraOptions),
+    Push(PushOptions),
 }
 
 impl fmt::Display for SourceSpec {
@@ -228,6 +248,14 @@ impl fmt::Display for SourceSpec {
                 write!(f, "test?size={width}x{height}&fps={fps}")
             }
             SourceSpec::Files { dir, fps } => write!(f, "files:{}?fps={fps}", dir.display()),
+            // The token is a secret: never shown (the API prints specs).
+            SourceSpec::Push(o) => {
+                write!(f, "push?max_bytes={}", o.max_bytes)?;
+                if o.replace {
+                    write!(f, "&replace=1")?;
+                }
+                Ok(())
+            }
             SourceSpec::Camera(o) => {
                 match &o.selector {
                     DeviceSelector::First => write!(f, "camera")?,
@@ -347,6 +375,7 @@ impl FromStr for SourceSpec {
                 })
             }
             "camera" => parse_camera(arg, &params).map(SourceSpec::Camera),
+            "push" => parse_push(arg, &params).map(SourceSpec::Push),
             "" => Err(format!("empty source; known sources: {KNOWN_SOURCES}")),
             other => Err(format!(
                 "unknown source {other:?}; known sources: {KNOWN_SOURCES}"
@@ -355,7 +384,41 @@ impl FromStr for SourceSpec {
     }
 }
 
-const KNOWN_SOURCES: &str = "test, files:DIR, camera[:INDEX|:/dev/videoN]";
+const KNOWN_SOURCES: &str = "test, files:DIR, camera[:INDEX|:/dev/videoN], push";
+
+/// `push`, with `?token=T&replace=1&max_bytes=N`.
+fn parse_push(arg: Option<&str>, params: &[(&str, &str)]) -> Result<PushOptions, String> {
+    if let Some(arg) = arg {
+        return Err(format!(
+            "source \"push\" takes no \":{arg}\"; use push?token=T"
+        ));
+    }
+    let mut o = PushOptions::default();
+    for &(key, value) in params {
+        match key {
+            "token" if !value.is_empty() => o.token = Some(value.to_string()),
+            "token" => return Err("token must not be empty".into()),
+            "replace" => {
+                o.replace = match value {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(format!("replace {value:?} is not 1 or 0")),
+                }
+            }
+            "max_bytes" => {
+                o.max_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
+                    .ok_or_else(|| {
+                        format!("max_bytes {value:?} is not a whole number from 1024 to 67108864")
+                    })?
+            }
+            other => return Err(unknown_param("push", other, "token, replace, max_bytes")),
+        }
+    }
+    Ok(o)
+}
 
 /// `camera`, `camera:INDEX`, `camera:/dev/videoN`, with `?size=WxH&fps=N&format=F&quality=Q&mirror=1&idle=S`.
 fn parse_camera(arg: Option<&str>, params: &[(&str, &str)]) -> Result<CameraOptions, String> {

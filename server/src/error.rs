@@ -37,6 +37,32 @@ pub enum ApiError {
 
     #[error("the relay is shutting down")]
     ShuttingDown,
+
+    #[error("stream {name:?} does not take pushed frames (its source is {source_spec}); use a stream with source \"push\"")]
+    NotPushStream { name: String, source_spec: String },
+
+    #[error(
+        "pushing to this stream needs its token, as Authorization: Bearer TOKEN or ?token=TOKEN"
+    )]
+    MissingToken,
+
+    #[error("wrong token for this stream")]
+    WrongToken,
+
+    #[error("another process is pushing to this stream; only one at a time (configure push?replace=1 to let the newest take over)")]
+    PusherBusy,
+
+    #[error("this push was replaced by a newer pusher")]
+    PusherReplaced,
+
+    #[error("{0}")]
+    NotJpeg(String),
+
+    #[error("frame of {size} bytes or more is over this stream's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+
+    #[error("bad ingest body: {0}")]
+    BadBody(String),
 }
 
 impl ResponseError for ApiError {
@@ -45,7 +71,15 @@ impl ResponseError for ApiError {
             ApiError::UnknownStream { .. }
             | ApiError::BadStreamPath { .. }
             | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed | ApiError::NotPushStream { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            ApiError::MissingToken => StatusCode::UNAUTHORIZED,
+            ApiError::WrongToken => StatusCode::FORBIDDEN,
+            ApiError::PusherBusy | ApiError::PusherReplaced => StatusCode::CONFLICT,
+            ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -56,9 +90,16 @@ impl ResponseError for ApiError {
         let body = ErrorBody {
             error: self.to_string(),
         };
-        poem::web::Json(body)
+        let mut resp = poem::web::Json(body)
             .with_status(self.status())
             .with_header("Cache-Control", "no-store")
-            .into_response()
+            .into_response();
+        if matches!(self, ApiError::MissingToken) {
+            resp.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Bearer realm=\"mjpeg-relay ingest\""),
+            );
+        }
+        resp
     }
 }

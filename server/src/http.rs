@@ -5,6 +5,7 @@
 //! | `GET /streams/NAME.mjpg` | classic multipart for `<img>`; `?layout=strict`, `?fps=N` |
 //! | `GET /streams/NAME.frames` | fetch-readable stream; `?fps=N` |
 //! | `GET /streams/NAME.jpg` | latest frame |
+//! | `POST /streams/NAME/ingest` | frames pushed into a `push` stream ([`crate::ingest`]) |
 //! | `GET /api/streams`, `/api/streams/NAME`, `/api/time` | JSON |
 //! | `GET /healthz` | liveness |
 //! | `GET /` | the dashboard from `dist/`, or a built-in page |
@@ -41,6 +42,7 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
     let mut route = Route::new()
         .at("/streams/:file", get(stream_endpoint))
+        .at("/streams/:name/ingest", poem::post(crate::ingest::ingest))
         .at("/api/streams", get(list_streams))
         .at("/api/streams/:name", get(stream_info))
         .at("/api/time", get(server_time))

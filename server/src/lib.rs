@@ -10,6 +10,7 @@
 //! - [`viewer`]: one viewer's response body: latest frame when its connection can take one.
 //! - [`conn`]: accepting and serving connections; flush tracking that keeps frames from piling up.
 //! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
+//! - [`ingest`]: `POST /streams/NAME/ingest`, frames pushed by other processes.
 //! - [`page`]: the built-in page at `/` when no dashboard is built.
 //!
 //! [`run`] serves an already-bound listener until a shutdown token fires, which is what lets
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod error;
 pub mod frame;
 pub mod http;
+pub mod ingest;
 pub mod jpeg;
 pub mod page;
 pub mod source;
@@ -80,6 +82,8 @@ pub struct RelayOptions {
     pub cameras: Arc<dyn CameraBackend>,
     /// Fail at startup when a camera does not open, instead of showing NO SIGNAL.
     pub require_camera: bool,
+    /// The ingest token for push streams without their own.
+    pub ingest_token: Option<String>,
 }
 
 impl Default for RelayOptions {
@@ -88,6 +92,7 @@ impl Default for RelayOptions {
             dashboard: PathBuf::from("dist"),
             cameras: Arc::new(NokhwaBackend),
             require_camera: false,
+            ingest_token: None,
         }
     }
 }
@@ -102,6 +107,7 @@ impl Relay {
         let ctx = SourceContext {
             cameras: options.cameras.clone(),
             require_camera: options.require_camera,
+            ingest_token: options.ingest_token.clone(),
         };
         let dashboard = options.dashboard;
         let mut streams = Vec::new();
@@ -112,7 +118,7 @@ impl Relay {
                     name: spec.name.clone(),
                 });
             }
-            let source =
+            let opened =
                 source::open(&spec.name, &spec.source, &ctx).map_err(|e| StartError::Source {
                     name: spec.name.clone(),
                     spec: spec.source.to_string(),
@@ -121,7 +127,7 @@ impl Relay {
             let stream = Stream::spawn(
                 spec.name.clone(),
                 spec.source.to_string(),
-                source,
+                opened,
                 shutdown.clone(),
             );
             by_name.insert(spec.name.clone(), stream.clone());
@@ -182,6 +188,7 @@ pub fn main_entry() -> ExitCode {
         let options = RelayOptions {
             dashboard: settings.dashboard.clone(),
             require_camera: settings.require_camera,
+            ingest_token: settings.ingest_token.clone(),
             ..RelayOptions::default()
         };
         let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::frame::Frame;
-use crate::source::{Source, SourceInfo};
+use crate::source::push::IngestHub;
+use crate::source::{Opened, Source, SourceInfo};
 
 /// The newest frame of a stream, if any yet.
 pub type Latest = Option<Arc<Frame>>;
@@ -27,6 +28,8 @@ pub struct Stream {
     pub name: String,
     /// The spec it was started with, for the API.
     pub spec: String,
+    /// Where `POST /streams/NAME/ingest` delivers, for push streams.
+    pub ingest: Option<Arc<IngestHub>>,
     rx: watch::Receiver<Latest>,
     info: Mutex<SourceInfo>,
     last_error: Mutex<Option<String>>,
@@ -54,13 +57,15 @@ impl Stream {
     pub fn spawn(
         name: String,
         spec: String,
-        source: Box<dyn Source>,
+        opened: Opened,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
+        let Opened { source, ingest } = opened;
         let (tx, rx) = watch::channel(None);
         let stream = Arc::new(Stream {
             name,
             spec,
+            ingest,
             rx,
             info: Mutex::new(source.info()),
             last_error: Mutex::new(None),

@@ -108,3 +108,10 @@ pub struct ErrorBody {
     /// What was wrong, in words meant for the person who made the request.
     pub error: String,
 }
+
+/// `POST /streams/NAME/ingest` on success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResult {
+    /// Frames accepted from this request.
+    pub frames: u64,
+}

@@ -8,11 +8,13 @@
 //! - [`test_pattern`]: the built-in moving pattern with a clock and a machine-readable stamp.
 //! - [`files`]: JPEG files from a folder, looped in name order, not re-encoded.
 //! - [`camera`]: a webcam (nokhwa), behind a device trait with fakes for tests.
+//! - [`push`]: frames pushed by another process to `POST /streams/NAME/ingest`.
 //! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
 
 pub mod camera;
 pub mod draw;
 pub mod files;
+pub mod push;
 pub mod test_pattern;
 
 use bytes::Bytes;
@@ -80,22 +82,25 @@ pub enum SetupError {
 }
 
 /// What sources may need from the relay to start: the camera backend (the real one, or a fake in
-/// tests) and whether a missing camera is a startup error.
+/// tests), whether a missing camera is a startup error, and the relay-wide ingest token.
 #[derive(Clone)]
 pub struct SourceContext {
     pub cameras: std::sync::Arc<dyn camera::device::CameraBackend>,
     pub require_camera: bool,
+    pub ingest_token: Option<String>,
+}
+
+/// A started source, and for `push` streams the hub its ingest endpoint feeds.
+pub struct Opened {
+    pub source: Box<dyn Source>,
+    pub ingest: Option<std::sync::Arc<push::IngestHub>>,
 }
 
 /// Builds the source a spec names for stream `name`. Fails for things that can never work (an
-/// empty folder; with `--require-camera`, a camera that does not open), not for things that may
-/// come back (those are retried while running).
-pub fn open(
-    name: &str,
-    spec: &SourceSpec,
-    ctx: &SourceContext,
-) -> Result<Box<dyn Source>, SetupError> {
-    Ok(match spec {
+/// empty folder; a push stream without a token; with `--require-camera`, a camera that does not
+/// open), not for things that may come back (those are retried while running).
+pub fn open(name: &str, spec: &SourceSpec, ctx: &SourceContext) -> Result<Opened, SetupError> {
+    let source: Box<dyn Source> = match spec {
         SourceSpec::Camera(options) => Box::new(
             camera::CameraSource::start(
                 name,
@@ -109,6 +114,22 @@ pub fn open(
             Box::new(test_pattern::TestPattern::new(*width, *height, *fps))
         }
         SourceSpec::Files { dir, fps } => Box::new(files::FilesSource::open(dir, *fps)?),
+        SourceSpec::Push(options) => {
+            let token = options.token.clone().or_else(|| ctx.ingest_token.clone()).ok_or_else(|| {
+                SetupError::Invalid(
+                    "pushed frames need a token: --ingest-token TOKEN, or push?token=TOKEN for this stream".into(),
+                )
+            })?;
+            let (source, hub) = push::PushSource::new(options, token);
+            return Ok(Opened {
+                source: Box::new(source),
+                ingest: Some(hub),
+            });
+        }
+    };
+    Ok(Opened {
+        source,
+        ingest: None,
     })
 }
 

@@ -1,0 +1,161 @@
+//! `POST /streams/NAME/ingest`: frames pushed by another process into a `push` stream.
+//!
+//! Two ways to push, told apart by the request's `Content-Type`:
+//! - one JPEG per request (`image/jpeg`, or anything not multipart);
+//! - one long request whose body is a multipart stream of JPEGs (`multipart/x-mixed-replace;
+//!   boundary=...`, what a Python generator passed to `requests.post` or ffmpeg's `mpjpeg` muxer
+//!   sends), read part by part with the shared parser as it arrives.
+//!
+//! The token comes as `Authorization: Bearer TOKEN` or `?token=TOKEN`: missing is 401, wrong is
+//! 403. A body that is not a JPEG is 415, one over the stream's limit 413; the stream stays up
+//! either way. One pusher at a time per stream (409), unless the stream lets a newer one replace
+//! the older.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use mjpeg_shared::api::IngestResult;
+use mjpeg_shared::multipart::{MultipartParser, ParseError, Part};
+use mjpeg_shared::wire;
+use poem::web::{Data, Json, Path};
+use poem::{handler, Body, Request};
+
+use crate::error::ApiError;
+use crate::frame::unix_micros_now;
+use crate::jpeg;
+use crate::source::push::{IngestHub, Pushed};
+use crate::Relay;
+
+#[handler]
+pub async fn ingest(
+    req: &Request,
+    Path(name): Path<String>,
+    body: Body,
+    relay: Data<&Arc<Relay>>,
+) -> poem::Result<Json<IngestResult>> {
+    let stream = relay.stream(&name)?;
+    let hub = stream
+        .ingest
+        .clone()
+        .ok_or_else(|| ApiError::NotPushStream {
+            name: name.clone(),
+            source_spec: stream.spec.clone(),
+        })?;
+    authorize(req, &hub)?;
+    let lease = hub.begin().map_err(|_| ApiError::PusherBusy)?;
+    let content_type = req.content_type().unwrap_or_default().to_string();
+    let frames = if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let parser = MultipartParser::from_content_type(&content_type)
+            .map_err(|e| ApiError::BadBody(e.to_string()))?
+            .with_max_part_size(hub.max_bytes);
+        let pushed = push_parts(body, parser, &hub);
+        tokio::select! {
+            r = pushed => r?,
+            _ = lease.replaced.cancelled() => return Err(ApiError::PusherReplaced.into()),
+            _ = relay.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+        }
+    } else {
+        let captured = req
+            .header(wire::HEADER_TIMESTAMP)
+            .and_then(wire::parse_timestamp);
+        push_one(body, captured, &hub).await?;
+        1
+    };
+    Ok(Json(IngestResult { frames }))
+}
+
+fn authorize(req: &Request, hub: &IngestHub) -> Result<(), ApiError> {
+    let bearer = req
+        .header("Authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let query = || {
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    };
+    match bearer.or_else(query) {
+        None => Err(ApiError::MissingToken),
+        Some(token) if hub.token_matches(&token) => Ok(()),
+        Some(_) => Err(ApiError::WrongToken),
+    }
+}
+
+/// A single JPEG body, read up to the stream's limit.
+async fn push_one(body: Body, captured: Option<u64>, hub: &IngestHub) -> Result<(), ApiError> {
+    let mut data = BytesMut::new();
+    let mut chunks = body.into_bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+        if data.len() + chunk.len() > hub.max_bytes {
+            return Err(ApiError::TooLarge {
+                size: data.len() + chunk.len(),
+                limit: hub.max_bytes,
+            });
+        }
+        data.extend_from_slice(&chunk);
+    }
+    publish(hub, data.freeze(), captured, "the body")
+}
+
+/// A multipart body: every complete part is published as it arrives. Returns the count.
+async fn push_parts(
+    body: Body,
+    mut parser: MultipartParser,
+    hub: &IngestHub,
+) -> Result<u64, ApiError> {
+    let mut frames = 0;
+    let mut chunks = body.into_bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+        parser.push(&chunk);
+        loop {
+            match parser.next_part() {
+                Ok(Some(part)) => {
+                    frames += 1;
+                    publish_part(hub, part, frames)?;
+                }
+                Ok(None) => break,
+                Err(ParseError::PartTooLarge { size, limit }) => {
+                    return Err(ApiError::TooLarge { size, limit })
+                }
+                Err(err) => return Err(ApiError::BadBody(err.to_string())),
+            }
+        }
+        if parser.is_finished() {
+            break;
+        }
+    }
+    Ok(frames)
+}
+
+fn publish_part(hub: &IngestHub, part: Part, n: u64) -> Result<(), ApiError> {
+    // The pusher's capture time when it sends one, so latency is measured from the camera.
+    let captured = part.timestamp_micros();
+    publish(hub, part.body, captured, &format!("part {n}"))
+}
+
+fn publish(
+    hub: &IngestHub,
+    jpeg: bytes::Bytes,
+    captured: Option<u64>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if !jpeg::looks_like_jpeg(&jpeg) {
+        return Err(ApiError::NotJpeg(format!(
+            "{what} is not a JPEG (it does not start with FF D8 FF); push JPEG frames, one per request or as a multipart stream"
+        )));
+    }
+    let (width, height) = jpeg::dimensions(&jpeg).unwrap_or((0, 0));
+    hub.publish(Pushed {
+        jpeg,
+        captured_micros: captured.unwrap_or_else(unix_micros_now),
+        width,
+        height,
+    });
+    Ok(())
+}

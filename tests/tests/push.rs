@@ -1,0 +1,367 @@
+//! Frames pushed by other processes: one JPEG per request, or one long multipart request from a
+//! real client (Python requests with OpenCV, ffmpeg), with the token, type, size and concurrency
+//! rules.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use mjpeg_relay::RelayOptions;
+use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, make_jpeg, TestRelay};
+
+const T: Duration = Duration::from_secs(5);
+
+/// POSTs `body` with the given headers; returns status, headers and body text.
+async fn post(
+    relay: &TestRelay,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, hyper::HeaderMap, String)> {
+    let stream = tokio::net::TcpStream::connect(relay.addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::post(path).header("Host", relay.addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body)))?)
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok((
+        parts.status.as_u16(),
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+async fn relay() -> anyhow::Result<TestRelay> {
+    let options = RelayOptions {
+        ingest_token: Some("global".into()),
+        ..RelayOptions::default()
+    };
+    TestRelay::start_with(
+        &[
+            "cam=push?token=s3cret&max_bytes=65536",
+            "open=push",
+            "swap=push?token=t&replace=1",
+            "pattern=test?size=160x120&fps=5",
+        ],
+        options,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_pushed_jpeg_reaches_viewers_unchanged() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let jpeg = make_jpeg(160, 120, 90);
+    let (status, _, body) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[
+            ("Authorization", "Bearer s3cret"),
+            ("Content-Type", "image/jpeg"),
+        ],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, r#"{"frames":1}"#);
+    let part = viewer.next_part(T).await?;
+    assert_eq!(
+        &part.body[..],
+        &jpeg[..],
+        "the viewer gets the pushed bytes"
+    );
+    let info = relay.json("/api/streams/cam").await?;
+    assert_eq!(info["kind"], "push");
+    assert_eq!(info["width"], 160);
+    assert!(
+        !info["source"].as_str().unwrap().contains("s3cret"),
+        "the token never shows in the API: {info}"
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tokens_types_and_sizes_are_checked_and_the_stream_stays_up() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let jpeg = make_jpeg(160, 120, 10);
+    let (status, headers, body) = post(&relay, "/streams/cam/ingest", &[], jpeg.clone()).await?;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers["www-authenticate"].to_str()?.starts_with("Bearer"));
+    assert!(
+        body.contains("Authorization: Bearer"),
+        "says how to send it: {body}"
+    );
+    let (status, _, _) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[("Authorization", "Bearer nope")],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(status, 403);
+    let (status, _, _) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[("Authorization", "Bearer global")],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(
+        status, 403,
+        "a stream's own token replaces the relay-wide one"
+    );
+    let (status, _, _) = post(
+        &relay,
+        "/streams/cam/ingest?token=s3cret",
+        &[],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(status, 200, "?token= for clients that cannot send headers");
+    let (status, _, _) = post(
+        &relay,
+        "/streams/open/ingest",
+        &[("Authorization", "Bearer global")],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(
+        status, 200,
+        "--ingest-token covers streams without their own"
+    );
+
+    let auth = [("Authorization", "Bearer s3cret")];
+    let (status, _, body) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &auth,
+        b"hello, not a picture".to_vec(),
+    )
+    .await?;
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("not a JPEG"), "{body}");
+    let mut big = make_jpeg(160, 120, 20);
+    big.resize(70_000, 0);
+    let (status, _, body) = post(&relay, "/streams/cam/ingest", &auth, big).await?;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("65536"), "names the limit: {body}");
+    let (status, _, body) = post(&relay, "/streams/pattern/ingest", &auth, jpeg.clone()).await?;
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("does not take pushed frames"), "{body}");
+    // After all that, the stream still takes frames and serves them.
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let (status, _, _) = post(&relay, "/streams/cam/ingest", &auth, jpeg.clone()).await?;
+    assert_eq!(status, 200);
+    assert_eq!(&viewer.next_part(T).await?.body[..], &jpeg[..]);
+    relay.stop().await?;
+    Ok(())
+}
+
+/// Starts a long multipart push whose parts the test sends through the returned channel.
+async fn long_push(
+    relay: &TestRelay,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<(
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<anyhow::Result<u16>>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+    }));
+    let stream = tokio::net::TcpStream::connect(relay.addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(path)
+        .header("Host", relay.addr.to_string())
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        .body(body)?;
+    let task = tokio::spawn(async move { Ok(sender.send_request(req).await?.status().as_u16()) });
+    Ok((tx, task))
+}
+
+fn part(jpeg: &[u8]) -> Bytes {
+    let mut out = format!(
+        "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        jpeg.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(jpeg);
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+#[tokio::test]
+async fn one_pusher_at_a_time_unless_the_stream_lets_the_newest_replace() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let (tx, first) = long_push(&relay, "/streams/cam/ingest", "s3cret").await?;
+    let a = make_jpeg(160, 120, 30);
+    tx.send(part(&a)).await?;
+    assert_eq!(
+        &viewer.next_part(T).await?.body[..],
+        &a[..],
+        "parts are published as they arrive"
+    );
+    let (status, _, body) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[("Authorization", "Bearer s3cret")],
+        make_jpeg(160, 120, 40),
+    )
+    .await?;
+    assert_eq!(status, 409, "{body}");
+    drop(tx);
+    assert_eq!(
+        first.await??,
+        200,
+        "the long push ends well when its body ends"
+    );
+
+    // With replace=1 the newer pusher takes over and the older one is told so.
+    let (tx, older) = long_push(&relay, "/streams/swap/ingest", "t").await?;
+    tx.send(part(&a)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, body) = post(
+        &relay,
+        "/streams/swap/ingest",
+        &[("Authorization", "Bearer t")],
+        make_jpeg(160, 120, 50),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let older = tokio::time::timeout(T, older).await??;
+    assert!(
+        matches!(older, Ok(409) | Err(_)),
+        "the replaced pusher is ended: {older:?}"
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn ffmpeg_pushes_a_video_with_the_example_script() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let url = format!("http://{}/streams/cam/ingest", relay.addr);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/push_ffmpeg.sh");
+    let push = tokio::process::Command::new("bash")
+        .args([script, &url, "s3cret"])
+        .env("FRAMES", "20")
+        .kill_on_drop(true)
+        .output();
+    let mut got = 0;
+    let read = async {
+        while got < 5 {
+            let part = viewer.next_part(T).await?;
+            let img = decode_jpeg(&part.body)?;
+            assert_eq!((img.width, img.height), (640, 480));
+            got += 1;
+        }
+        anyhow::Ok(())
+    };
+    let (out, read) = tokio::join!(tokio::time::timeout(Duration::from_secs(30), push), read);
+    read?;
+    let out = out??;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        relay.json("/api/streams/cam").await?["frames_produced"]
+            .as_u64()
+            .unwrap()
+            >= 5
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_opencv_example_pushes_annotated_frames_with_their_capture_times() -> anyhow::Result<()>
+{
+    let relay = relay().await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let url = format!("http://{}/streams/cam/ingest", relay.addr);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/push_opencv.py");
+    let push = tokio::process::Command::new("python3")
+        .args([
+            script,
+            &url,
+            "--token",
+            "s3cret",
+            "--source",
+            "synthetic",
+            "--frames",
+            "30",
+            "--fps",
+            "30",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let read = async {
+        let part = viewer.next_part(Duration::from_secs(20)).await?;
+        // The pusher's own capture time is kept (it is earlier than the relay's receipt).
+        let ts = part.timestamp_micros().unwrap();
+        assert!(mjpeg_relay_tests::now_micros() - ts < 2_000_000);
+        let img = decode_jpeg(&part.body)?;
+        // The example's green box is in the picture (top edge at y = 120, x from 160 to 480).
+        let px = &img.rgb[(120 * img.width + 320) * 3..][..3];
+        assert!(
+            px[1] > 180 && px[0] < 100 && px[2] < 100,
+            "green annotation at the box edge, got {px:?}"
+        );
+        anyhow::Ok(())
+    };
+    let (out, read) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), push), read);
+    read?;
+    let out = out??;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"frames\":30"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pushing_a_folder_of_frames_as_single_requests() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let (_dir, files) = jpeg_dir(3)?;
+    let mut viewer = relay.open("/streams/open.frames").await?;
+    for f in &files {
+        let (status, _, _) = post(
+            &relay,
+            "/streams/open/ingest",
+            &[("Authorization", "Bearer global")],
+            f.clone(),
+        )
+        .await?;
+        assert_eq!(status, 200);
+        assert_eq!(&viewer.next_part(T).await?.body[..], &f[..]);
+    }
+    relay.stop().await?;
+    Ok(())
+}
