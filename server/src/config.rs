@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 
 use crate::source::camera::device::{DeviceSelector, PixelFormat};
 use crate::source::camera::CameraOptions;
-use crate::source::push::PushOptions;
+use crate::source::ffmpeg::FfmpegOptions;
+use crate::source::push::{PushOptions, Secret};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,6 +32,9 @@ Sources:
                             a webcam, opened once while someone watches (closed after idle=10 s);
                             default: its best MJPEG mode up to 1280x720 at 30 fps, else its best
                             raw mode, encoded at quality 80. NO SIGNAL frames while it is missing.
+  ffmpeg:PATH_OR_URL[?fps=N&size=WxH&quality=Q&loop=0]
+                            anything ffmpeg reads (files loop, at real time; RTSP), via an ffmpeg
+                            child process that runs only while someone watches
   push[?token=T&replace=1&max_bytes=N]
                             frames POSTed to /streams/NAME/ingest (one JPEG per request, or one
                             long multipart request); needs a token (here or --ingest-token)
@@ -59,7 +63,7 @@ pub struct Cli {
 
     /// A stream to serve, as NAME=SOURCE; repeat for more streams. NAME is letters, digits, '-'
     /// and '_'. Without any, one stream main=test.
-    #[arg(long = "stream", value_name = "NAME=SOURCE")]
+    #[arg(long = "stream", value_name = "NAME=SOURCE", value_parser = StreamArg)]
     pub streams: Vec<StreamSpec>,
 
     /// Folder of the built dashboard (`trunk build --release` output), served at /. When it does
@@ -75,7 +79,7 @@ pub struct Cli {
         env = "MJPEG_RELAY_INGEST_TOKEN",
         hide_env_values = true
     )]
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
 
     /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
     /// show NO SIGNAL while retrying).
@@ -104,7 +108,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub dashboard: PathBuf,
     pub require_camera: bool,
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
     pub log: String,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
@@ -117,9 +121,19 @@ impl Cli {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let from_file = file.streams.len();
         let mut streams = file.streams;
         for spec in &self.streams {
-            match streams.iter_mut().find(|s| s.name == spec.name) {
+            if streams[from_file..].iter().any(|s| s.name == spec.name) {
+                return Err(format!(
+                    "stream {:?} is given twice with --stream",
+                    spec.name
+                ));
+            }
+            match streams[..from_file]
+                .iter_mut()
+                .find(|s| s.name == spec.name)
+            {
                 Some(existing) => *existing = spec.clone(),
                 None => streams.push(spec.clone()),
             }
@@ -155,7 +169,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub dashboard: Option<PathBuf>,
     pub require_camera: Option<bool>,
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
     pub log: Option<String>,
     pub streams: Vec<StreamSpec>,
 }
@@ -168,7 +182,7 @@ struct RawFile {
     listen: Option<SocketAddr>,
     dashboard: Option<PathBuf>,
     require_camera: Option<bool>,
-    ingest_token: Option<String>,
+    ingest_token: Option<toml::Spanned<String>>,
     log: Option<String>,
     #[serde(default)]
     stream: Vec<RawStream>,
@@ -218,9 +232,48 @@ impl FileConfig {
             listen: raw.listen,
             dashboard: raw.dashboard,
             require_camera: raw.require_camera,
-            ingest_token: raw.ingest_token,
+            ingest_token: raw
+                .ingest_token
+                .map(|t| {
+                    Secret::new(t.get_ref())
+                        .map_err(|e| format!("line {}: ingest_token: {e}", line(t.span().start)))
+                })
+                .transpose()?,
             log: raw.log,
             streams,
+        })
+    }
+}
+
+/// Parses `--stream` values with an error of its own: clap's usual one repeats the whole value,
+/// and a push stream's token must not end up in a terminal or a journal. Exit code 2 as usual.
+#[derive(Clone)]
+struct StreamArg;
+
+impl clap::builder::TypedValueParser for StreamArg {
+    type Value = StreamSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StreamSpec, clap::Error> {
+        use clap::error::ErrorKind;
+        let value = value.to_str().ok_or_else(|| {
+            clap::Error::raw(ErrorKind::InvalidUtf8, "--stream is not UTF-8\n").with_cmd(cmd)
+        })?;
+        value.parse::<StreamSpec>().map_err(|e| {
+            let e = if value.contains("token=") {
+                e.replace(value, "<spec>")
+            } else {
+                e
+            };
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid --stream: {e}\n"),
+            )
+            .with_cmd(cmd)
         })
     }
 }
@@ -239,6 +292,7 @@ pub enum SourceSpec {
     Files { dir: PathBuf, fps: f64 },
     Camera(CameraOptions),
     Push(PushOptions),
+    Ffmpeg(FfmpegOptions),
 }
 
 impl fmt::Display for SourceSpec {
@@ -248,6 +302,22 @@ impl fmt::Display for SourceSpec {
                 write!(f, "test?size={width}x{height}&fps={fps}")
             }
             SourceSpec::Files { dir, fps } => write!(f, "files:{}?fps={fps}", dir.display()),
+            SourceSpec::Ffmpeg(o) => {
+                write!(
+                    f,
+                    "ffmpeg:{}?quality={}&loop={}",
+                    o.input,
+                    o.quality,
+                    u8::from(o.loop_input)
+                )?;
+                if let Some(fps) = o.fps {
+                    write!(f, "&fps={fps}")?;
+                }
+                if let Some((w, h)) = o.size {
+                    write!(f, "&size={w}x{h}")?;
+                }
+                Ok(())
+            }
             // The token is a secret: never shown (the API prints specs).
             SourceSpec::Push(o) => {
                 write!(f, "push?max_bytes={}", o.max_bytes)?;
@@ -376,6 +446,7 @@ impl FromStr for SourceSpec {
             }
             "camera" => parse_camera(arg, &params).map(SourceSpec::Camera),
             "push" => parse_push(arg, &params).map(SourceSpec::Push),
+            "ffmpeg" => parse_ffmpeg(arg, &params).map(SourceSpec::Ffmpeg),
             "" => Err(format!("empty source; known sources: {KNOWN_SOURCES}")),
             other => Err(format!(
                 "unknown source {other:?}; known sources: {KNOWN_SOURCES}"
@@ -384,7 +455,47 @@ impl FromStr for SourceSpec {
     }
 }
 
-const KNOWN_SOURCES: &str = "test, files:DIR, camera[:INDEX|:/dev/videoN], push";
+const KNOWN_SOURCES: &str =
+    "test, files:DIR, camera[:INDEX|:/dev/videoN], push, ffmpeg:PATH_OR_URL";
+
+/// `ffmpeg:PATH_OR_URL`, with `?fps=N&size=WxH&quality=Q&loop=1`. An input URL with a query of
+/// its own is not supported yet: the first `?` starts the relay's options.
+fn parse_ffmpeg(arg: Option<&str>, params: &[(&str, &str)]) -> Result<FfmpegOptions, String> {
+    let input = arg
+        .filter(|a| !a.is_empty())
+        .ok_or("source \"ffmpeg\" needs an input: ffmpeg:PATH or ffmpeg:rtsp://...")?;
+    let mut o = FfmpegOptions {
+        input: input.to_string(),
+        fps: None,
+        size: None,
+        quality: 80,
+        loop_input: true,
+    };
+    for &(key, value) in params {
+        match key {
+            "fps" => o.fps = Some(parse_fps(value, MAX_SOURCE_FPS)?),
+            "size" => o.size = Some(parse_size(value)?),
+            "quality" => {
+                o.quality = value
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| {
+                        format!("quality {value:?} is not a whole number from 1 to 100")
+                    })?
+            }
+            "loop" => {
+                o.loop_input = match value {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(format!("loop {value:?} is not 1 or 0")),
+                }
+            }
+            other => return Err(unknown_param("ffmpeg", other, "fps, size, quality, loop")),
+        }
+    }
+    Ok(o)
+}
 
 /// `push`, with `?token=T&replace=1&max_bytes=N`.
 fn parse_push(arg: Option<&str>, params: &[(&str, &str)]) -> Result<PushOptions, String> {
@@ -396,8 +507,7 @@ fn parse_push(arg: Option<&str>, params: &[(&str, &str)]) -> Result<PushOptions,
     let mut o = PushOptions::default();
     for &(key, value) in params {
         match key {
-            "token" if !value.is_empty() => o.token = Some(value.to_string()),
-            "token" => return Err("token must not be empty".into()),
+            "token" => o.token = Some(Secret::new(value)?),
             "replace" => {
                 o.replace = match value {
                     "1" | "true" | "yes" => true,

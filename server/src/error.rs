@@ -25,7 +25,7 @@ pub enum ApiError {
     #[error("no such endpoint; streams are at /streams/NAME.mjpg, .frames and .jpg, the list at /api/streams")]
     NotFound,
 
-    #[error("only GET is served here")]
+    #[error("method not allowed here: streams, snapshots and the API are GET; only /streams/NAME/ingest takes POST")]
     MethodNotAllowed,
 
     #[error("stream {name:?} produced no frame within {seconds} s{}", last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
@@ -63,6 +63,9 @@ pub enum ApiError {
 
     #[error("bad ingest body: {0}")]
     BadBody(String),
+
+    #[error("the pushed body sent nothing for {seconds} s; the stream is free for another pusher")]
+    BodyIdle { seconds: u64 },
 }
 
 impl ResponseError for ApiError {
@@ -80,6 +83,7 @@ impl ResponseError for ApiError {
             ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

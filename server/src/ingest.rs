@@ -7,7 +7,7 @@
 //!   sends), read part by part with the shared parser as it arrives.
 //!
 //! The token comes as `Authorization: Bearer TOKEN` or `?token=TOKEN`: missing is 401, wrong is
-//! 403. A body that is not a JPEG is 415, one over the stream's limit 413; the stream stays up
+//! 403 (compared as SHA-256 digests in constant time). A body that stalls for 20 s is 408. A body that is not a JPEG is 415, one over the stream's limit 413; the stream stays up
 //! either way. One pusher at a time per stream (409), unless the stream lets a newer one replace
 //! the older.
 
@@ -45,22 +45,24 @@ pub async fn ingest(
     authorize(req, &hub)?;
     let lease = hub.begin().map_err(|_| ApiError::PusherBusy)?;
     let content_type = req.content_type().unwrap_or_default().to_string();
-    let frames = if content_type.to_ascii_lowercase().starts_with("multipart/") {
-        let parser = MultipartParser::from_content_type(&content_type)
-            .map_err(|e| ApiError::BadBody(e.to_string()))?
-            .with_max_part_size(hub.max_bytes);
-        let pushed = push_parts(body, parser, &hub);
-        tokio::select! {
-            r = pushed => r?,
-            _ = lease.replaced.cancelled() => return Err(ApiError::PusherReplaced.into()),
-            _ = relay.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+    let pushed = async {
+        if content_type.to_ascii_lowercase().starts_with("multipart/") {
+            let parser = MultipartParser::from_content_type(&content_type)
+                .map_err(|e| ApiError::BadBody(e.to_string()))?
+                .with_max_part_size(hub.max_bytes);
+            push_parts(body, parser, &hub).await
+        } else {
+            let captured = req
+                .header(wire::HEADER_TIMESTAMP)
+                .and_then(wire::parse_timestamp);
+            push_one(body, captured, &hub).await.map(|()| 1)
         }
-    } else {
-        let captured = req
-            .header(wire::HEADER_TIMESTAMP)
-            .and_then(wire::parse_timestamp);
-        push_one(body, captured, &hub).await?;
-        1
+    };
+    // Whichever comes first: the body ends, a newer pusher takes over, or the relay stops.
+    let frames = tokio::select! {
+        r = pushed => r?,
+        _ = lease.replaced.cancelled() => return Err(ApiError::PusherReplaced.into()),
+        _ = relay.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
     };
     Ok(Json(IngestResult { frames }))
 }
@@ -76,7 +78,7 @@ fn authorize(req: &Request, hub: &IngestHub) -> Result<(), ApiError> {
     let query = || {
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
             .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| v.trim().to_string())
     };
     match bearer.or_else(query) {
         None => Err(ApiError::MissingToken),
@@ -85,12 +87,29 @@ fn authorize(req: &Request, hub: &IngestHub) -> Result<(), ApiError> {
     }
 }
 
+/// A pusher that sends nothing for this long loses the stream (408), so a hung process cannot
+/// hold it against its own restart forever.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The next chunk of the body, or the idle timeout.
+async fn next_chunk(
+    chunks: &mut (impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin),
+) -> Result<Option<bytes::Bytes>, ApiError> {
+    match tokio::time::timeout(BODY_IDLE, chunks.next()).await {
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+        Ok(Some(Err(e))) => Err(ApiError::BadBody(e.to_string())),
+        Ok(None) => Ok(None),
+        Err(_) => Err(ApiError::BodyIdle {
+            seconds: BODY_IDLE.as_secs(),
+        }),
+    }
+}
+
 /// A single JPEG body, read up to the stream's limit.
 async fn push_one(body: Body, captured: Option<u64>, hub: &IngestHub) -> Result<(), ApiError> {
     let mut data = BytesMut::new();
-    let mut chunks = body.into_bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+    let mut chunks = Box::pin(body.into_bytes_stream());
+    while let Some(chunk) = next_chunk(&mut chunks).await? {
         if data.len() + chunk.len() > hub.max_bytes {
             return Err(ApiError::TooLarge {
                 size: data.len() + chunk.len(),
@@ -109,9 +128,8 @@ async fn push_parts(
     hub: &IngestHub,
 ) -> Result<u64, ApiError> {
     let mut frames = 0;
-    let mut chunks = body.into_bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+    let mut chunks = Box::pin(body.into_bytes_stream());
+    while let Some(chunk) = next_chunk(&mut chunks).await? {
         parser.push(&chunk);
         loop {
             match parser.next_part() {

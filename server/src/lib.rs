@@ -83,7 +83,7 @@ pub struct RelayOptions {
     /// Fail at startup when a camera does not open, instead of showing NO SIGNAL.
     pub require_camera: bool,
     /// The ingest token for push streams without their own.
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<crate::source::push::Secret>,
 }
 
 impl Default for RelayOptions {
@@ -164,6 +164,10 @@ pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()
 pub fn main_entry() -> ExitCode {
     // clap exits with code 2 and names the bad argument.
     let cli = Cli::parse();
+    if let Some(Command::Cameras) = cli.command {
+        init_tracing(cli.log.as_deref().unwrap_or("warn"));
+        return list_cameras(&NokhwaBackend);
+    }
     // A config file that does not hold is an argument error too: exit code 2, like clap's.
     let settings = match cli.settings() {
         Ok(settings) => settings,
@@ -173,9 +177,6 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_tracing(&settings.log);
-    if let Some(Command::Cameras) = cli.command {
-        return list_cameras(&NokhwaBackend);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

@@ -180,3 +180,24 @@ async fn a_config_file_serves_its_streams_and_flags_override_it() -> anyhow::Res
     }
     Ok(())
 }
+
+#[test]
+fn duplicate_streams_and_bad_push_specs_are_refused_without_echoing_tokens() {
+    let out = relay()
+        .args(["--stream", "a=test", "--stream", "a=test?fps=5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("given twice"),
+        "{out:?}"
+    );
+    let out = relay()
+        .args(["--stream", "cam=push?token=S3CRET&replace=2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("replace \"2\""), "says what is wrong: {err}");
+    assert!(!err.contains("S3CRET"), "never shows the token: {err}");
+}

@@ -41,7 +41,7 @@ async fn post(
 
 async fn relay() -> anyhow::Result<TestRelay> {
     let options = RelayOptions {
-        ingest_token: Some("global".into()),
+        ingest_token: Some(mjpeg_relay::source::push::Secret::new("global").unwrap()),
         ..RelayOptions::default()
     };
     TestRelay::start_with(
@@ -316,9 +316,8 @@ async fn the_opencv_example_pushes_annotated_frames_with_their_capture_times() -
         .output();
     let read = async {
         let part = viewer.next_part(Duration::from_secs(20)).await?;
-        // The pusher's own capture time is kept (it is earlier than the relay's receipt).
         let ts = part.timestamp_micros().unwrap();
-        assert!(mjpeg_relay_tests::now_micros() - ts < 2_000_000);
+        assert!(mjpeg_relay_tests::now_micros().saturating_sub(ts) < 2_000_000);
         let img = decode_jpeg(&part.body)?;
         // The example's green box is in the picture (top edge at y = 120, x from 160 to 480).
         let px = &img.rgb[(120 * img.width + 320) * 3..][..3];
@@ -363,5 +362,69 @@ async fn pushing_a_folder_of_frames_as_single_requests() -> anyhow::Result<()> {
         assert_eq!(&viewer.next_part(T).await?.body[..], &f[..]);
     }
     relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_pushers_capture_times_are_kept_exactly() -> anyhow::Result<()> {
+    let relay = relay().await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    // A single request with X-Timestamp.
+    let jpeg = make_jpeg(160, 120, 70);
+    let auth = ("Authorization", "Bearer s3cret");
+    let (status, _, _) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[auth, ("X-Timestamp", "1000000000.250000")],
+        jpeg,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        viewer.next_part(T).await?.timestamp_micros(),
+        Some(1_000_000_000_250_000)
+    );
+    // A multipart part with X-Timestamp.
+    let jpeg = make_jpeg(160, 120, 80);
+    let mut body =
+        b"--frame\r\nContent-Type: image/jpeg\r\nX-Timestamp: 1200000000.5\r\n\r\n".to_vec();
+    body.extend_from_slice(&jpeg);
+    body.extend_from_slice(b"\r\n--frame--\r\n");
+    let (status, _, text) = post(
+        &relay,
+        "/streams/cam/ingest",
+        &[
+            auth,
+            ("Content-Type", "multipart/x-mixed-replace; boundary=frame"),
+        ],
+        body,
+    )
+    .await?;
+    assert_eq!((status, text.as_str()), (200, r#"{"frames":1}"#));
+    assert_eq!(
+        viewer.next_part(T).await?.timestamp_micros(),
+        Some(1_200_000_000_500_000)
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_token_is_refused_at_startup() -> anyhow::Result<()> {
+    let err = TestRelay::start(&["cam=push?token="])
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("must not be empty"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mjpeg-relay-under-test"))
+        .args(["--listen", "127.0.0.1:0", "--stream", "cam=push"])
+        .env("MJPEG_RELAY_INGEST_TOKEN", "")
+        .output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an empty relay-wide token (an unset variable in a unit file) is refused"
+    );
     Ok(())
 }

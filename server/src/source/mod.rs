@@ -9,10 +9,12 @@
 //! - [`files`]: JPEG files from a folder, looped in name order, not re-encoded.
 //! - [`camera`]: a webcam (nokhwa), behind a device trait with fakes for tests.
 //! - [`push`]: frames pushed by another process to `POST /streams/NAME/ingest`.
+//! - [`ffmpeg`]: anything ffmpeg reads (files, RTSP), through an ffmpeg child process.
 //! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
 
 pub mod camera;
 pub mod draw;
+pub mod ffmpeg;
 pub mod files;
 pub mod push;
 pub mod test_pattern;
@@ -87,7 +89,7 @@ pub enum SetupError {
 pub struct SourceContext {
     pub cameras: std::sync::Arc<dyn camera::device::CameraBackend>,
     pub require_camera: bool,
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<push::Secret>,
 }
 
 /// A started source, and for `push` streams the hub its ingest endpoint feeds.
@@ -114,13 +116,14 @@ pub fn open(name: &str, spec: &SourceSpec, ctx: &SourceContext) -> Result<Opened
             Box::new(test_pattern::TestPattern::new(*width, *height, *fps))
         }
         SourceSpec::Files { dir, fps } => Box::new(files::FilesSource::open(dir, *fps)?),
+        SourceSpec::Ffmpeg(options) => Box::new(ffmpeg::FfmpegSource::new(options.clone())?),
         SourceSpec::Push(options) => {
             let token = options.token.clone().or_else(|| ctx.ingest_token.clone()).ok_or_else(|| {
                 SetupError::Invalid(
                     "pushed frames need a token: --ingest-token TOKEN, or push?token=TOKEN for this stream".into(),
                 )
             })?;
-            let (source, hub) = push::PushSource::new(options, token);
+            let (source, hub) = push::PushSource::new(options, &token);
             return Ok(Opened {
                 source: Box::new(source),
                 ingest: Some(hub),

@@ -15,6 +15,43 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Source, SourceError, SourceFrame, SourceInfo};
 
+/// A token: compared, never shown. `Debug` and `Display` print `***`, so it cannot reach a log or
+/// an error message by accident; empty or blank tokens are refused when parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: &str) -> Result<Secret, String> {
+        if value.trim().is_empty() {
+            return Err("a token must not be empty or blank".into());
+        }
+        Ok(Secret(value.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Secret, String> {
+        Secret::new(s)
+    }
+}
+
 /// Default limit on one pushed frame.
 pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
@@ -22,7 +59,7 @@ pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushOptions {
     /// This stream's ingest token; `None` uses `--ingest-token`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A new pusher replaces the current one instead of being refused with 409.
     pub replace: bool,
     /// Largest frame accepted, bytes (413 beyond).
@@ -50,7 +87,8 @@ pub struct Pushed {
 
 /// The meeting point of ingest requests and the stream.
 pub struct IngestHub {
-    token: String,
+    /// SHA-256 of the token: comparing digests takes the same time whatever the guess's length.
+    token_digest: [u8; 32],
     pub replace: bool,
     pub max_bytes: usize,
     tx: watch::Sender<Option<Arc<Pushed>>>,
@@ -69,7 +107,7 @@ impl IngestHub {
     /// tells nothing about how much of a guess was right.
     pub fn token_matches(&self, given: &str) -> bool {
         use subtle::ConstantTimeEq;
-        given.as_bytes().ct_eq(self.token.as_bytes()).into()
+        digest(given.trim()).ct_eq(&self.token_digest).into()
     }
 
     /// Takes the stream for a pusher: refused while another one pushes, unless `replace`, in
@@ -116,6 +154,11 @@ impl Drop for Lease {
     }
 }
 
+fn digest(value: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes()).into()
+}
+
 /// The stream's side: waits for pushed frames.
 pub struct PushSource {
     hub: Arc<IngestHub>,
@@ -125,10 +168,10 @@ pub struct PushSource {
 
 impl PushSource {
     /// A push source and the hub its ingest endpoint feeds. `token` is the one in force.
-    pub fn new(options: &PushOptions, token: String) -> (PushSource, Arc<IngestHub>) {
+    pub fn new(options: &PushOptions, token: &Secret) -> (PushSource, Arc<IngestHub>) {
         let (tx, rx) = watch::channel(None);
         let hub = Arc::new(IngestHub {
-            token,
+            token_digest: digest(token.expose()),
             replace: options.replace,
             max_bytes: options.max_bytes,
             tx,
