@@ -41,7 +41,19 @@ start_relay "main=files:$out/frames"
 bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf 4096 --seconds 20 --json "$out/slow-viewer.json" >/dev/null
 stop_relay
 
+echo "== relay chain: origin (files) -> edge (upstream) -> 100 viewers on the edge"
+start_relay "main=files:$out/frames"
+origin_pid=$relay_pid
+target/release/mjpeg-relay --listen "127.0.0.1:$((port + 1))" --stream "main=http://127.0.0.1:$port/streams/main.frames" --log warn &
+edge_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$((port + 1))/healthz" >/dev/null && break; sleep 0.1; done
+target/release/mjpeg-bench run "http://127.0.0.1:$((port + 1))/streams/main.frames" --pid "$edge_pid" \
+  --viewers 100 --seconds 20 --json "$out/chain-edge.json" >/dev/null
+kill "$edge_pid"; wait "$edge_pid" || true
+relay_pid=$origin_pid
+stop_relay
+
 echo "== camera: encoding raw 1280x720 YUYV frames on one core"
 target/release/mjpeg-bench encode-yuyv --width 1280 --height 720 --frames 300 > "$out/encode-yuyv.json"
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer encode-yuyv; do echo "--- $f"; cat "$out/$f.json"; echo; done
+for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge encode-yuyv; do echo "--- $f"; cat "$out/$f.json"; echo; done

@@ -16,6 +16,7 @@ use crate::source::camera::device::{DeviceSelector, PixelFormat};
 use crate::source::camera::CameraOptions;
 use crate::source::ffmpeg::FfmpegOptions;
 use crate::source::push::{PushOptions, Secret};
+use crate::source::upstream::{redact, UpstreamOptions};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,6 +36,9 @@ Sources:
   ffmpeg:PATH_OR_URL[?fps=N&size=WxH&quality=Q&loop=0]
                             anything ffmpeg reads (files loop, at real time; RTSP), via an ffmpeg
                             child process that runs only while someone watches
+  http://[user:pass@]HOST[:PORT]/PATH[#linger=S]
+                            an upstream MJPEG stream (IP camera, another relay): one connection
+                            however many viewers, while watched and for linger=10 s after
   push[?token=T&replace=1&max_bytes=N]
                             frames POSTed to /streams/NAME/ingest (one JPEG per request, or one
                             long multipart request); needs a token (here or --ingest-token)
@@ -293,6 +297,7 @@ pub enum SourceSpec {
     Camera(CameraOptions),
     Push(PushOptions),
     Ffmpeg(FfmpegOptions),
+    Upstream(UpstreamOptions),
 }
 
 impl fmt::Display for SourceSpec {
@@ -302,6 +307,10 @@ impl fmt::Display for SourceSpec {
                 write!(f, "test?size={width}x{height}&fps={fps}")
             }
             SourceSpec::Files { dir, fps } => write!(f, "files:{}?fps={fps}", dir.display()),
+            // Credentials are removed: specs are shown in the API and the logs.
+            SourceSpec::Upstream(o) => {
+                write!(f, "{}#linger={}", redact(&o.url), o.linger.as_secs())
+            }
             SourceSpec::Ffmpeg(o) => {
                 write!(
                     f,
@@ -397,6 +406,11 @@ impl FromStr for SourceSpec {
     type Err = String;
 
     fn from_str(source: &str) -> Result<Self, String> {
+        // An upstream URL keeps its own query string; the relay's options follow a `#`, which
+        // is never sent to servers.
+        if source.starts_with("http://") || source.starts_with("https://") {
+            return parse_upstream(source).map(SourceSpec::Upstream);
+        }
         let (head, query) = match source.split_once('?') {
             Some((h, q)) => (h, Some(q)),
             None => (source, None),
@@ -456,7 +470,47 @@ impl FromStr for SourceSpec {
 }
 
 const KNOWN_SOURCES: &str =
-    "test, files:DIR, camera[:INDEX|:/dev/videoN], push, ffmpeg:PATH_OR_URL";
+    "test, files:DIR, camera[:INDEX|:/dev/videoN], push, ffmpeg:PATH_OR_URL, http://...";
+
+/// `http://[user:pass@]host[:port]/path[?query][#linger=S&max_bytes=N]`.
+fn parse_upstream(source: &str) -> Result<UpstreamOptions, String> {
+    let (url, options) = match source.split_once('#') {
+        Some((u, o)) => (u, Some(o)),
+        None => (source, None),
+    };
+    let mut o = UpstreamOptions {
+        url: url.to_string(),
+        linger: std::time::Duration::from_secs(10),
+        max_part_bytes: 16 * 1024 * 1024,
+    };
+    for (key, value) in parse_params(options)? {
+        match key {
+            "linger" => {
+                let secs: u64 = value.parse().ok().filter(|s| *s <= 86_400).ok_or_else(|| {
+                    format!("linger {value:?} is not a whole number of seconds from 0 to 86400")
+                })?;
+                o.linger = std::time::Duration::from_secs(secs);
+            }
+            "max_bytes" => {
+                o.max_part_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
+                    .ok_or_else(|| {
+                        format!("max_bytes {value:?} is not a whole number from 1024 to 67108864")
+                    })?
+            }
+            other => {
+                return Err(unknown_param(
+                    &redact(url),
+                    other,
+                    "linger, max_bytes (after #)",
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
 
 /// `ffmpeg:PATH_OR_URL`, with `?fps=N&size=WxH&quality=Q&loop=1`. An input URL with a query of
 /// its own is not supported yet: the first `?` starts the relay's options.

@@ -182,6 +182,7 @@ impl Stream {
             device: info.device.clone(),
             format: info.format.clone(),
             capture_fps: info.capture_fps,
+            dropped_parts: info.dropped_parts,
             last_error: self
                 .last_error
                 .lock()

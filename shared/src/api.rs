@@ -56,6 +56,9 @@ pub struct StreamInfo {
     /// The rate frames actually arrive from the source, measured over the last second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_fps: Option<f64>,
+    /// Parts an upstream sent that were dropped (not a JPEG, over the size limit, unparseable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_parts: Option<u64>,
     /// Why the source is not delivering (a failing attempt, or a camera shown as NO SIGNAL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

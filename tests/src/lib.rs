@@ -48,14 +48,31 @@ impl TestRelay {
         .await
     }
 
+    /// Starts a relay on a given address (to restart one where its clients expect it).
+    pub async fn start_at(specs: &[&str], addr: SocketAddr) -> Result<Self> {
+        Self::start_inner(
+            specs,
+            RelayOptions {
+                dashboard: PathBuf::from("/nonexistent-dashboard"),
+                ..RelayOptions::default()
+            },
+            addr,
+        )
+        .await
+    }
+
     /// Starts a relay with the given options (a fake camera backend, say).
     pub async fn start_with(specs: &[&str], options: RelayOptions) -> Result<Self> {
+        Self::start_inner(specs, options, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn start_inner(specs: &[&str], options: RelayOptions, addr: SocketAddr) -> Result<Self> {
         let specs: Vec<StreamSpec> = specs
             .iter()
             .map(|s| s.parse().map_err(|e: String| anyhow!(e)))
             .collect::<Result<_>>()?;
         let relay = Relay::start(&specs, options, CancellationToken::new())?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(mjpeg_relay::run(listener, relay.clone()));
         Ok(TestRelay {

@@ -10,6 +10,7 @@
 //! - [`camera`]: a webcam (nokhwa), behind a device trait with fakes for tests.
 //! - [`push`]: frames pushed by another process to `POST /streams/NAME/ingest`.
 //! - [`ffmpeg`]: anything ffmpeg reads (files, RTSP), through an ffmpeg child process.
+//! - [`upstream`]: another server's MJPEG stream over HTTP, fetched once for every viewer.
 //! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
 
 pub mod camera;
@@ -18,6 +19,7 @@ pub mod ffmpeg;
 pub mod files;
 pub mod push;
 pub mod test_pattern;
+pub mod upstream;
 
 use bytes::Bytes;
 
@@ -47,6 +49,8 @@ pub struct SourceInfo {
     pub format: Option<String>,
     /// The rate frames actually arrive at, measured.
     pub capture_fps: Option<f64>,
+    /// Parts received and dropped (not a JPEG, too large), for sources that receive parts.
+    pub dropped_parts: Option<u64>,
     /// Why the source is not delivering real frames, while it is not (a source that covers for
     /// itself, like a camera showing NO SIGNAL, still reports the cause here).
     pub last_error: Option<String>,
@@ -117,6 +121,9 @@ pub fn open(name: &str, spec: &SourceSpec, ctx: &SourceContext) -> Result<Opened
         }
         SourceSpec::Files { dir, fps } => Box::new(files::FilesSource::open(dir, *fps)?),
         SourceSpec::Ffmpeg(options) => Box::new(ffmpeg::FfmpegSource::new(options.clone())?),
+        SourceSpec::Upstream(options) => {
+            Box::new(upstream::UpstreamSource::new(name, options.clone())?)
+        }
         SourceSpec::Push(options) => {
             let token = options.token.clone().or_else(|| ctx.ingest_token.clone()).ok_or_else(|| {
                 SetupError::Invalid(

@@ -356,6 +356,7 @@ impl Source for CameraSource {
             format: status.mode.map(|m| m.to_string()),
             capture_fps: status.capture_fps,
             last_error: status.last_error.clone(),
+            dropped_parts: None,
         }
     }
 }

@@ -1,0 +1,264 @@
+//! Relaying: a relay reading another server's MJPEG stream over HTTP, once for all its viewers,
+//! through upstream restarts, garbage and refusals.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mjpeg_relay_tests::{decode_jpeg, eventually, now_micros, StreamReader, TestRelay};
+use mjpeg_shared::stamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(10);
+
+fn stamp_of(jpeg: &[u8]) -> Option<stamp::Stamp> {
+    let img = decode_jpeg(jpeg).ok()?;
+    stamp::decode(&img.rgb, img.width, img.height, 3)
+}
+
+async fn next_where(
+    viewer: &mut StreamReader,
+    pred: impl Fn(&[u8]) -> bool,
+) -> anyhow::Result<mjpeg_shared::multipart::Part> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        let part = viewer.next_part(T).await?;
+        if pred(&part.body) {
+            return Ok(part);
+        }
+    }
+    anyhow::bail!("no such part within 15 s")
+}
+
+#[tokio::test]
+async fn a_relay_relays_another_relay_keeping_capture_times() -> anyhow::Result<()> {
+    let origin = TestRelay::start(&["main=test?size=320x240&fps=20"]).await?;
+    let frames_url = format!("up=http://{}/streams/main.frames", origin.addr);
+    let classic_url = format!("classic=http://{}/streams/main.mjpg", origin.addr);
+    let edge = TestRelay::start(&[&frames_url, &classic_url]).await?;
+
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let part = viewer.next_part(T).await?;
+        let ts = part.timestamp_micros().unwrap();
+        latencies.push(now_micros().saturating_sub(ts));
+        // The capture time is the origin's: the same as painted into the picture there.
+        let s = stamp_of(&part.body).expect("the origin's picture");
+        assert_eq!(s.capture_micros, ts, "upstream timestamps are kept");
+    }
+    latencies.sort_unstable();
+    let median_ms = latencies[latencies.len() / 2] / 1000;
+    assert!(
+        median_ms < 50,
+        "two hops on loopback add {median_ms} ms (median)"
+    );
+
+    // A classic upstream (no Content-Length, next headers in advance) relays too.
+    let mut classic = edge.open("/streams/classic.frames").await?;
+    for _ in 0..3 {
+        assert!(stamp_of(&classic.next_part(T).await?.body).is_some());
+    }
+    // However many viewers the edge has, the origin sees one connection per upstream stream.
+    let _more = (
+        edge.open("/streams/up.mjpg").await?,
+        edge.open("/streams/up.frames").await?,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        origin.json("/api/streams/main").await?["viewers"],
+        2,
+        "one for `up`, one for `classic`"
+    );
+    edge.stop().await?;
+    origin.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_upstream_restart_shows_no_signal_then_resumes_for_connected_viewers(
+) -> anyhow::Result<()> {
+    let origin = TestRelay::start(&["main=test?size=320x240&fps=20"]).await?;
+    let addr = origin.addr;
+    let edge = TestRelay::start(&[&format!("up=http://{addr}/streams/main.frames")]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    let before = stamp_of(&viewer.next_part(T).await?.body)
+        .expect("live first")
+        .seq;
+
+    origin.stop().await?;
+    let part = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_none()).await?;
+    decode_jpeg(&part.body)?;
+    let info = edge.json("/api/streams/up").await?;
+    let err = info["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains(&addr.to_string()),
+        "NO SIGNAL names the upstream: {info}"
+    );
+
+    let origin = TestRelay::start_at(&["main=test?size=320x240&fps=20"], addr).await?;
+    let back = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    // The restarted origin counts from 1 again: any live stamp is a new picture.
+    let _ = before;
+    assert!(stamp_of(&back.body).is_some());
+    assert!(edge.json("/api/streams/up").await?["last_error"].is_null());
+    edge.stop().await?;
+    origin.stop().await?;
+    Ok(())
+}
+
+/// A hand-written upstream: answers every connection with `respond(n)` for the n-th connection.
+async fn fake_upstream<F>(respond: F) -> anyhow::Result<SocketAddr>
+where
+    F: Fn(usize, String) -> Vec<Vec<u8>> + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut head = vec![0u8; 4096];
+            let len = sock.read(&mut head).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&head[..len]).into_owned();
+            let writes = respond(n, request);
+            n += 1;
+            tokio::spawn(async move {
+                for w in writes {
+                    if sock.write_all(&w).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // Keep the connection open a while, as a stalled camera would.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=cam\r\nConnection: close\r\n\r\n";
+
+fn part(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "--cam\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        jpeg.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(jpeg);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn stamped_jpeg(seq: u32) -> Vec<u8> {
+    let (w, h) = (160usize, 120usize);
+    let mut rgb = vec![90u8; w * h * 3];
+    stamp::draw_rgb(
+        stamp::Stamp {
+            seq,
+            capture_micros: 1,
+        },
+        &mut rgb,
+        w,
+        h,
+    );
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn garbage_bad_parts_and_refusals_are_survived_and_reported() -> anyhow::Result<()> {
+    // Connection 0: garbage, a non-JPEG part, an endless part; 1: a 503; 2 and later: good frames.
+    let upstream = fake_upstream(|n, _| match n {
+        0 => {
+            let mut endless = b"--cam\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff".to_vec();
+            endless.extend(std::iter::repeat_n(0x55u8, 200_000));
+            vec![
+                HEAD.to_vec(),
+                b"\x00\x01garbage without any boundary\r\n".to_vec(),
+                part(b"not a jpeg at all"),
+                endless,
+            ]
+        }
+        1 => vec![b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec()],
+        _ => {
+            let mut writes = vec![HEAD.to_vec()];
+            writes.extend((1..200).map(|i| part(&stamped_jpeg(i))));
+            writes
+        }
+    })
+    .await?;
+    let edge = TestRelay::start(&[&format!("up=http://{upstream}/cam#max_bytes=65536")]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    // NO SIGNAL first (nothing usable arrives), then live frames from the good connection.
+    let first = viewer.next_part(T).await?;
+    assert!(
+        stamp_of(&first.body).is_none(),
+        "NO SIGNAL while the upstream sends nothing usable"
+    );
+    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    let info = edge.json("/api/streams/up").await?;
+    assert!(
+        info["dropped_parts"].as_u64().unwrap() >= 2,
+        "the non-JPEG and the oversized part were dropped: {info}"
+    );
+    assert_eq!(edge.json("/healthz").await?["status"], "ok");
+    edge.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_go_upstream_and_nowhere_else() -> anyhow::Result<()> {
+    let upstream = fake_upstream(|_, request| {
+        // "user:p@ss" in Basic auth.
+        if request
+            .to_ascii_lowercase()
+            .contains("authorization: basic dxnlcjpwqhnz")
+        {
+            let mut writes = vec![HEAD.to_vec()];
+            writes.extend((1..100).map(|i| part(&stamped_jpeg(i))));
+            writes
+        } else {
+            vec![b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec()]
+        }
+    })
+    .await?;
+    let edge = TestRelay::start(&[&format!("up=http://user:p%40ss@{upstream}/cam")]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    let info = edge.json("/api/streams/up").await?;
+    let text = info.to_string();
+    assert!(
+        !text.contains("p%40ss") && !text.contains("p@ss") && !text.contains("user:"),
+        "{text}"
+    );
+    assert!(info["source"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("http://{upstream}/cam")));
+    edge.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refusing_upstream_is_named_on_no_signal() -> anyhow::Result<()> {
+    let upstream = fake_upstream(|_, _| {
+        vec![b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec()]
+    })
+    .await?;
+    let edge = TestRelay::start(&[&format!("up=http://{upstream}/cam")]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    let part = viewer.next_part(T).await?;
+    assert!(stamp_of(&part.body).is_none());
+    let err = eventually(T, || async {
+        Ok(edge.json("/api/streams/up").await?["last_error"]
+            .as_str()
+            .map(str::to_string))
+    })
+    .await?;
+    assert!(err.contains("answered 503"), "{err}");
+    edge.stop().await?;
+    Ok(())
+}
