@@ -36,7 +36,7 @@ Sources:
   ffmpeg:PATH_OR_URL[?fps=N&size=WxH&quality=Q&loop=0]
                             anything ffmpeg reads (files loop, at real time; RTSP), via an ffmpeg
                             child process that runs only while someone watches
-  http://[user:pass@]HOST[:PORT]/PATH[#linger=S]
+  http(s)://[user:pass@]HOST[:PORT]/PATH[#linger=S&ca=PEM]
                             an upstream MJPEG stream (IP camera, another relay): one connection
                             however many viewers, while watched and for linger=10 s after
   push[?token=T&replace=1&max_bytes=N]
@@ -472,7 +472,7 @@ impl FromStr for SourceSpec {
 const KNOWN_SOURCES: &str =
     "test, files:DIR, camera[:INDEX|:/dev/videoN], push, ffmpeg:PATH_OR_URL, http://...";
 
-/// `http://[user:pass@]host[:port]/path[?query][#linger=S&max_bytes=N]`.
+/// `http(s)://[user:pass@]host[:port]/path[?query][#linger=S&max_bytes=N&ca=PEM]`.
 fn parse_upstream(source: &str) -> Result<UpstreamOptions, String> {
     let (url, options) = match source.split_once('#') {
         Some((u, o)) => (u, Some(o)),
@@ -482,6 +482,7 @@ fn parse_upstream(source: &str) -> Result<UpstreamOptions, String> {
         url: url.to_string(),
         linger: std::time::Duration::from_secs(10),
         max_part_bytes: 16 * 1024 * 1024,
+        ca: None,
     };
     for (key, value) in parse_params(options)? {
         match key {
@@ -500,11 +501,12 @@ fn parse_upstream(source: &str) -> Result<UpstreamOptions, String> {
                         format!("max_bytes {value:?} is not a whole number from 1024 to 67108864")
                     })?
             }
+            "ca" => o.ca = Some(PathBuf::from(value)),
             other => {
                 return Err(unknown_param(
                     &redact(url),
                     other,
-                    "linger, max_bytes (after #)",
+                    "linger, max_bytes, ca (after #)",
                 ))
             }
         }

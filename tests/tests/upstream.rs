@@ -262,3 +262,65 @@ async fn a_refusing_upstream_is_named_on_no_signal() -> anyhow::Result<()> {
     edge.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_read_with_its_own_certificate_authority_and_refused_without(
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    // A camera-like HTTPS upstream with a self-signed certificate for "localhost".
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("camera-ca.pem");
+    std::fs::write(&ca, certified.cert.pem())?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut head = vec![0u8; 4096];
+                let _ = tls.read(&mut head).await;
+                let _ = tls.write_all(HEAD).await;
+                for i in 1..200 {
+                    if tls.write_all(&part(&stamped_jpeg(i))).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+
+    let trusted = format!("up=https://localhost:{port}/cam#ca={}", ca.display());
+    let untrusted = format!("bad=https://localhost:{port}/cam");
+    let edge = TestRelay::start(&[&trusted, &untrusted]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+
+    let mut refused = edge.open("/streams/bad.frames").await?;
+    assert!(
+        stamp_of(&refused.next_part(T).await?.body).is_none(),
+        "an unknown certificate is not trusted"
+    );
+    let err = edge.json("/api/streams/bad").await?["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("TLS") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    edge.stop().await?;
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! `http://HOST[:PORT]/PATH`: an upstream MJPEG stream (an IP camera, or another relay's `.mjpg`
+//! `http://HOST[:PORT]/PATH` or `https://...`: an upstream MJPEG stream (an IP camera, or another relay's `.mjpg`
 //! or `.frames`), fetched once however many viewers watch.
 //!
 //! A pump task holds the one upstream connection while someone watches (and for `linger` after
@@ -35,6 +35,9 @@ pub struct UpstreamOptions {
     pub linger: Duration,
     /// Largest part accepted; bigger ones are dropped and counted.
     pub max_part_bytes: usize,
+    /// Extra certificate authority (PEM) to trust for `https://`, e.g. a camera's self-signed
+    /// certificate; the public web roots are always trusted.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for UpstreamOptions {
@@ -58,22 +61,55 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// The parts of an `http://` URL the pump needs.
+/// The parts of an `http://` or `https://` URL the pump needs.
 #[derive(Clone)]
 struct Target {
     authority: String,
     path: String,
     basic_auth: Option<String>,
+    /// For https: the TLS client and the name the certificate must carry.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
-fn parse_target(url: &str) -> Result<Target, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            "https:// upstreams are not supported yet; use http://".to_string()
-        } else {
-            format!("{} is not an http:// URL", redact(url))
+/// A TLS client trusting the public web roots (bundled: no system store or network needed) and
+/// the extra authority given, if any.
+fn tls_connector(ca: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
         }
-    })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Anything the HTTP client can run over: plain TCP or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, String> {
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(format!("{} is not an http:// or https:// URL", redact(url))),
+    };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (userinfo, host) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -98,10 +134,31 @@ fn parse_target(url: &str) -> Result<Target, String> {
     } else {
         path.to_string()
     };
+    // Without a port, the scheme's; a bracketed IPv6 host keeps its brackets.
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')));
+    let authority = if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:{}", if https { 443 } else { 80 })
+    };
+    let tls = if https {
+        let name = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(h, _)| h);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| format!("{}: bad host name for TLS: {e}", redact(url)))?;
+        Some((tls_connector(ca)?, server_name))
+    } else {
+        None
+    };
     Ok(Target {
-        authority: host.to_string(),
+        authority,
         path,
         basic_auth,
+        tls,
     })
 }
 
@@ -162,7 +219,8 @@ pub struct UpstreamSource {
 
 impl UpstreamSource {
     pub fn new(name: &str, options: UpstreamOptions) -> Result<UpstreamSource, SetupError> {
-        let target = parse_target(&options.url).map_err(SetupError::Invalid)?;
+        let target =
+            parse_target(&options.url, options.ca.as_deref()).map_err(SetupError::Invalid)?;
         let shared = Arc::new(Shared {
             status: Mutex::default(),
             last_demand_ms: AtomicU64::new(NEVER),
@@ -348,19 +406,38 @@ async fn stream_once(
     wanted: &impl Fn(&Shared) -> bool,
 ) -> Result<(), (String, bool)> {
     let fail = |msg: String| (msg, false);
-    let url = format!("http://{}{}", target.authority, target.path);
+    let scheme = if target.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{}{}", target.authority, target.path);
     let connect = async {
         let stream = tokio::net::TcpStream::connect(&target.authority)
             .await
             .map_err(|e| format!("cannot connect to {url}: {e}"))?;
         let _ = stream.set_nodelay(true);
+        let io: Box<dyn Io> = match &target.tls {
+            Some((connector, name)) => Box::new(
+                connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| format!("TLS with {url} failed: {e}"))?,
+            ),
+            None => Box::new(stream),
+        };
         let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
         tokio::spawn(conn);
-        let mut req =
-            hyper::Request::get(target.path.as_str()).header("Host", target.authority.as_str());
+        // The Host header leaves out the scheme's default port, as browsers do.
+        let default_port = if target.tls.is_some() { ":443" } else { ":80" };
+        let host = target
+            .authority
+            .strip_suffix(default_port)
+            .unwrap_or(&target.authority);
+        let mut req = hyper::Request::get(target.path.as_str()).header("Host", host);
         if let Some(auth) = &target.basic_auth {
             req = req.header("Authorization", auth);
         }
