@@ -315,7 +315,7 @@ impl fmt::Display for SourceSpec {
                 write!(
                     f,
                     "ffmpeg:{}?quality={}&loop={}",
-                    o.input,
+                    o.shown(),
                     o.quality,
                     u8::from(o.loop_input)
                 )?;

@@ -129,3 +129,54 @@ fn without_ffmpeg_the_relay_says_which_package_to_install() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn rtsp_credentials_never_show_even_in_ffmpegs_own_errors() -> anyhow::Result<()> {
+    // Nothing listens on port 1: ffmpeg fails, and its error line quotes the input.
+    let relay =
+        TestRelay::start(&["cam=ffmpeg:rtsp://admin:Sup3rSecret@127.0.0.1:1/stream"]).await?;
+    let mut viewer = relay.open("/streams/cam.frames").await?;
+    let _ = tokio::time::timeout(Duration::from_secs(3), viewer.next_part(T)).await;
+    let info = eventually(T, || async {
+        let info = relay.json("/api/streams/cam").await?;
+        Ok(info["last_error"].is_string().then_some(info))
+    })
+    .await?;
+    let text = info.to_string();
+    assert!(
+        !text.contains("Sup3rSecret") && !text.contains("admin:"),
+        "{text}"
+    );
+    assert!(
+        info["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("ffmpeg:rtsp://127.0.0.1:1/stream"),
+        "{info}"
+    );
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn loop_zero_plays_a_file_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let video = make_video(dir.path());
+    let relay = TestRelay::start(&[&format!("clip=ffmpeg:{}?loop=0", video.display())]).await?;
+    let mut viewer = relay.open("/streams/clip.frames").await?;
+    viewer.next_part(T).await?;
+    // The 2 s video ends; nothing restarts it while this viewer stays.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let info = relay.json("/api/streams/clip").await?;
+    let produced = info["frames_produced"].as_u64().unwrap();
+    assert!(
+        (15..=22).contains(&produced),
+        "played once: {produced} frames of a 20-frame video"
+    );
+    assert!(
+        info["last_error"].is_null(),
+        "ending as asked is not an error: {info}"
+    );
+    relay.stop().await?;
+    Ok(())
+}

@@ -324,3 +324,26 @@ async fn an_https_upstream_is_read_with_its_own_certificate_authority_and_refuse
     edge.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn linger_zero_still_connects_and_passwords_keep_their_plus_signs() -> anyhow::Result<()> {
+    // "user:a+b": a form decoder would turn the '+' into a space and fail the login.
+    let upstream = fake_upstream(|_, request| {
+        if request
+            .to_ascii_lowercase()
+            .contains("authorization: basic dxnlcjphk2i=")
+        {
+            let mut writes = vec![HEAD.to_vec()];
+            writes.extend((1..100).map(|i| part(&stamped_jpeg(i))));
+            writes
+        } else {
+            vec![b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec()]
+        }
+    })
+    .await?;
+    let edge = TestRelay::start(&[&format!("up=http://user:a+b@{upstream}/cam#linger=0")]).await?;
+    let mut viewer = edge.open("/streams/up.frames").await?;
+    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    edge.stop().await?;
+    Ok(())
+}

@@ -5,8 +5,9 @@
 //! Files play at real time (`-re`) and loop by default; URLs are live already. The child runs only
 //! while someone watches: started on the first frame asked for, killed (`kill_on_drop`) when the
 //! stream pauses or the relay shuts down. It cannot outlive the relay either: if the relay dies,
-//! the pipe ffmpeg writes to closes and ffmpeg ends on its next frame (SIGPIPE), and init reaps
-//! it. When ffmpeg exits (end of a non-looping file, a camera gone), the stream reports why
+//! the pipe ffmpeg writes to closes and ffmpeg ends on its next frame (a write error on the
+//! closed pipe), and init reaps it. Credentials in an RTSP URL are never shown (API, logs, ffmpeg's
+//! own error lines are cleaned). When ffmpeg exits (end of a non-looping file, a camera gone), the stream reports why
 //! (ffmpeg's last error line) and the driver starts it again with backoff.
 
 use std::process::Stdio;
@@ -15,6 +16,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use mjpeg_shared::multipart::MultipartParser;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+/// A live input that sends nothing for this long is treated as gone (ffmpeg itself may wait
+/// forever on a vanished RTSP camera).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 use tokio::process::{Child, ChildStdout, Command};
 
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
@@ -26,7 +31,7 @@ const FFMPEG: &str = "ffmpeg";
 const BOUNDARY: &str = "ffmpeg";
 
 /// How an ffmpeg stream is set up (from `--stream NAME=ffmpeg:INPUT?...`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct FfmpegOptions {
     /// A path or a URL (`rtsp://...`), as ffmpeg's `-i` takes it.
     pub input: String,
@@ -40,7 +45,22 @@ pub struct FfmpegOptions {
     pub loop_input: bool,
 }
 
+impl std::fmt::Debug for FfmpegOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfmpegOptions")
+            .field("input", &self.shown())
+            .field("quality", &self.quality)
+            .finish()
+    }
+}
+
 impl FfmpegOptions {
+    /// The input without credentials (`rtsp://user:pass@cam/...` is how RTSP cameras are
+    /// addressed), for everything that shows it.
+    pub fn shown(&self) -> String {
+        super::upstream::redact(&self.input)
+    }
+
     fn is_url(&self) -> bool {
         self.input.contains("://")
     }
@@ -89,6 +109,8 @@ pub struct FfmpegSource {
     last_stderr: Arc<Mutex<Option<String>>>,
     size: Option<(u32, u32)>,
     buf: Vec<u8>,
+    /// A non-looping file has played to its end.
+    finished: bool,
 }
 
 impl FfmpegSource {
@@ -117,6 +139,7 @@ impl FfmpegSource {
             last_stderr: Arc::default(),
             size: None,
             buf: vec![0; 64 * 1024],
+            finished: false,
         })
     }
 
@@ -136,11 +159,23 @@ impl FfmpegSource {
             .ok_or_else(|| SourceError::Failed("ffmpeg has no stdout".into()))?;
         if let Some(stderr) = child.stderr.take() {
             let last = self.last_stderr.clone();
+            let (raw, shown) = (self.options.input.clone(), self.options.shown());
             tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::debug!(ffmpeg = %line);
-                    *last.lock().unwrap() = Some(line);
+                // Read as bytes (ffmpeg may print non-UTF-8), always to the end (a full pipe would
+                // block ffmpeg), and with the input's credentials cut out of every line kept.
+                let mut reader = tokio::io::BufReader::new(stderr);
+                let mut line = Vec::new();
+                while reader
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .is_ok_and(|n| n > 0)
+                {
+                    let text = String::from_utf8_lossy(&line)
+                        .trim_end()
+                        .replace(&raw, &shown);
+                    tracing::debug!(ffmpeg = %text);
+                    *last.lock().unwrap() = Some(text);
+                    line.clear();
                 }
             });
         }
@@ -156,6 +191,9 @@ impl FfmpegSource {
 #[async_trait::async_trait]
 impl Source for FfmpegSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
+        if self.finished {
+            std::future::pending::<()>().await;
+        }
         if self.running.is_none() {
             *self.last_stderr.lock().unwrap() = None;
             self.running = Some(self.spawn()?);
@@ -180,10 +218,33 @@ impl Source for FfmpegSource {
                     tracing::warn!(%err, "ffmpeg's stream did not parse; skipping to the next part")
                 }
             }
-            let n = running.stdout.read(&mut self.buf).await?;
+            let n = match tokio::time::timeout(READ_TIMEOUT, running.stdout.read(&mut self.buf))
+                .await
+            {
+                Ok(n) => n?,
+                Err(_) => {
+                    // Dropping the child kills it; the driver starts a new one with backoff.
+                    self.running = None;
+                    return Err(SourceError::Failed(format!(
+                        "ffmpeg produced nothing from {} for {} s",
+                        self.options.shown(),
+                        READ_TIMEOUT.as_secs()
+                    )));
+                }
+            };
             if n == 0 {
                 let status = running.child.wait().await.ok();
                 self.running = None;
+                if status.is_some_and(|s| s.success())
+                    && !self.options.loop_input
+                    && !self.options.is_url()
+                {
+                    // A file played once, as asked: the last frame stays; a new viewer after a
+                    // pause starts it again.
+                    self.finished = true;
+                    tracing::info!("played to the end (loop=0)");
+                    std::future::pending::<()>().await;
+                }
                 let why = self
                     .last_stderr
                     .lock()
@@ -202,6 +263,7 @@ impl Source for FfmpegSource {
     }
 
     fn pause(&mut self) {
+        self.finished = false;
         // Nobody watches: stop decoding (dropping the child kills it).
         if self.running.take().is_some() {
             tracing::debug!("ffmpeg stopped: no viewers");
@@ -214,7 +276,7 @@ impl Source for FfmpegSource {
             fps: self.options.fps.unwrap_or(0.0),
             width: self.size.map(|s| s.0).or(self.options.size.map(|s| s.0)),
             height: self.size.map(|s| s.1).or(self.options.size.map(|s| s.1)),
-            device: Some(self.options.input.clone()),
+            device: Some(self.options.shown()),
             last_error: None,
             ..Default::default()
         }

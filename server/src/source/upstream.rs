@@ -110,7 +110,7 @@ fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, Strin
         (_, Some(rest)) => (rest, true),
         _ => return Err(format!("{} is not an http:// or https:// URL", redact(url))),
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let (userinfo, host) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
@@ -118,12 +118,10 @@ fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, Strin
     if host.is_empty() {
         return Err(format!("{} has no host", redact(url)));
     }
+    // Userinfo is percent-encoded, not a form: `+` stays `+`, `&` is just a byte.
     let basic_auth = userinfo.map(|u| {
         use base64::Engine;
-        let decoded = form_urlencoded::parse(format!("x={u}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let decoded: Vec<u8> = percent_encoding::percent_decode_str(u).collect();
         format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(decoded)
@@ -307,7 +305,11 @@ impl Source for UpstreamSource {
                     let Some(frame) = self.frames.borrow_and_update().clone() else { continue };
                     self.last_returned = Instant::now();
                     self.showing_no_signal = false;
-                    self.last_size = Some((frame.width, frame.height)).filter(|s| s.0 > 0);
+                    // Only a plausible size is remembered for NO SIGNAL: the header of an untrusted
+                    // upstream's JPEG may claim 65535x65535.
+                    let (min, max) = (crate::config::MIN_SIZE, crate::config::MAX_SIZE);
+                    self.last_size = Some((frame.width, frame.height))
+                        .filter(|&(w, h)| (min.0..=max.0).contains(&w) && (min.1..=max.1).contains(&h));
                     return Ok(SourceFrame {
                         captured_micros: frame.captured_micros,
                         jpeg: frame.jpeg.clone(),
@@ -356,9 +358,12 @@ async fn pump(
     tx: watch::Sender<Option<Arc<Captured>>>,
     stop: CancellationToken,
 ) {
+    // The source refreshes its demand every 200 ms while it waits for frames; a second of grace
+    // on top of `linger` keeps `linger=0` meaning "only while watched", not "never".
     let wanted = |shared: &Shared| {
         let last = shared.last_demand_ms.load(Ordering::Acquire);
-        last != NEVER && shared.now_ms().saturating_sub(last) < options.linger.as_millis() as u64
+        last != NEVER
+            && shared.now_ms().saturating_sub(last) < options.linger.as_millis() as u64 + 1000
     };
     let mut backoff = BACKOFF_START;
     loop {
@@ -510,12 +515,19 @@ async fn stream_once(
                         width,
                         height,
                     })));
+                    if !delivered {
+                        // Frames flow: whatever NO SIGNAL said (a slow first frame) is over.
+                        shared.status.lock().unwrap().last_error = None;
+                    }
                     delivered = true;
                 }
                 Ok(Some(_)) => drop_part(shared, "a part that is not a JPEG"),
                 Ok(None) => break,
                 Err(err) => drop_part(shared, &err.to_string()),
             }
+        }
+        if parser.is_finished() {
+            return Err((format!("{url} ended its stream"), delivered));
         }
     }
 }
