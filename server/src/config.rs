@@ -492,15 +492,7 @@ fn parse_upstream(source: &str) -> Result<UpstreamOptions, String> {
                 })?;
                 o.linger = std::time::Duration::from_secs(secs);
             }
-            "max_bytes" => {
-                o.max_part_bytes = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                    .ok_or_else(|| {
-                        format!("max_bytes {value:?} is not a whole number from 1024 to 67108864")
-                    })?
-            }
+            "max_bytes" => o.max_part_bytes = parse_max_bytes(value)?,
             "ca" => o.ca = Some(PathBuf::from(value)),
             other => {
                 return Err(unknown_param(
@@ -531,22 +523,8 @@ fn parse_ffmpeg(arg: Option<&str>, params: &[(&str, &str)]) -> Result<FfmpegOpti
         match key {
             "fps" => o.fps = Some(parse_fps(value, MAX_SOURCE_FPS)?),
             "size" => o.size = Some(parse_size(value)?),
-            "quality" => {
-                o.quality = value
-                    .parse()
-                    .ok()
-                    .filter(|q| (1..=100).contains(q))
-                    .ok_or_else(|| {
-                        format!("quality {value:?} is not a whole number from 1 to 100")
-                    })?
-            }
-            "loop" => {
-                o.loop_input = match value {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err(format!("loop {value:?} is not 1 or 0")),
-                }
-            }
+            "quality" => o.quality = parse_quality(value)?,
+            "loop" => o.loop_input = parse_flag("loop", value)?,
             other => return Err(unknown_param("ffmpeg", other, "fps, size, quality, loop")),
         }
     }
@@ -564,22 +542,8 @@ fn parse_push(arg: Option<&str>, params: &[(&str, &str)]) -> Result<PushOptions,
     for &(key, value) in params {
         match key {
             "token" => o.token = Some(Secret::new(value)?),
-            "replace" => {
-                o.replace = match value {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err(format!("replace {value:?} is not 1 or 0")),
-                }
-            }
-            "max_bytes" => {
-                o.max_bytes = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                    .ok_or_else(|| {
-                        format!("max_bytes {value:?} is not a whole number from 1024 to 67108864")
-                    })?
-            }
+            "replace" => o.replace = parse_flag("replace", value)?,
+            "max_bytes" => o.max_bytes = parse_max_bytes(value)?,
             other => return Err(unknown_param("push", other, "token, replace, max_bytes")),
         }
     }
@@ -622,22 +586,8 @@ fn parse_camera(arg: Option<&str>, params: &[(&str, &str)]) -> Result<CameraOpti
                     )
                 })?)
             }
-            "quality" => {
-                o.quality = value
-                    .parse()
-                    .ok()
-                    .filter(|q| (1..=100).contains(q))
-                    .ok_or_else(|| {
-                        format!("quality {value:?} is not a whole number from 1 to 100")
-                    })?
-            }
-            "mirror" => {
-                o.mirror = match value {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err(format!("mirror {value:?} is not 1 or 0")),
-                }
-            }
+            "quality" => o.quality = parse_quality(value)?,
+            "mirror" => o.mirror = parse_flag("mirror", value)?,
             "idle" => {
                 let secs: u64 = value
                     .parse()
@@ -658,6 +608,33 @@ fn parse_camera(arg: Option<&str>, params: &[(&str, &str)]) -> Result<CameraOpti
         }
     }
     Ok(o)
+}
+
+/// `1`/`true`/`yes` or `0`/`false`/`no`, for on/off options.
+fn parse_flag(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(format!("{name} {value:?} is not 1 or 0")),
+    }
+}
+
+/// A JPEG quality, 1 to 100.
+fn parse_quality(value: &str) -> Result<u8, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|q| (1..=100).contains(q))
+        .ok_or_else(|| format!("quality {value:?} is not a whole number from 1 to 100"))
+}
+
+/// A size limit for one received frame, 1 KiB to 64 MiB.
+fn parse_max_bytes(value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
+        .ok_or_else(|| format!("max_bytes {value:?} is not a whole number from 1024 to 67108864"))
 }
 
 fn unknown_param(kind: &str, key: &str, known: &str) -> String {
