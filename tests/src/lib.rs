@@ -239,6 +239,23 @@ impl StreamReader {
         }
     }
 
+    /// Reads parts until one whose payload satisfies `pred`, for at most `within` (each part
+    /// within 10 s).
+    pub async fn next_where(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&[u8]) -> bool,
+    ) -> Result<Part> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            let part = self.next_part(Duration::from_secs(10)).await?;
+            if pred(&part.body) {
+                return Ok(part);
+            }
+        }
+        bail!("no such part within {within:?}")
+    }
+
     /// Reads the next chunk of body bytes as they arrive (for slow, rate-limited readers).
     /// Returns the number of bytes read, 0 at the end.
     pub async fn read_chunk(&mut self) -> Result<(usize, Vec<Part>)> {

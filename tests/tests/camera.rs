@@ -11,22 +11,9 @@ use mjpeg_relay_tests::camera::{encode, has_huffman_tables, FakeBackend, FakeCam
 use mjpeg_relay_tests::{decode_jpeg, eventually, RelayProcess, StreamReader, TestRelay};
 use mjpeg_shared::stamp;
 
+/// How long a test waits for a particular kind of part.
+const WITHIN: Duration = Duration::from_secs(10);
 const T: Duration = Duration::from_secs(5);
-
-/// Reads parts until one whose JPEG satisfies `pred`, for at most 10 s.
-async fn next_where(
-    viewer: &mut StreamReader,
-    pred: impl Fn(&[u8]) -> bool,
-) -> anyhow::Result<mjpeg_shared::multipart::Part> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        let part = viewer.next_part(T).await?;
-        if pred(&part.body) {
-            return Ok(part);
-        }
-    }
-    anyhow::bail!("no such part within 10 s")
-}
 
 async fn relay_with(cam: &Arc<FakeCamera>, specs: &[&str]) -> anyhow::Result<TestRelay> {
     let options = RelayOptions {
@@ -147,7 +134,9 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
 
     cam.set_present(false);
     // The same connection now gets NO SIGNAL pictures, about once a second.
-    let part = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_none()).await?;
+    let part = viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_none())
+        .await?;
     let img = decode_jpeg(&part.body)?;
     assert_eq!(
         (img.width, img.height),
@@ -171,7 +160,9 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
     }
 
     cam.set_present(true);
-    let back = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    let back = viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     assert!(
         stamp_of(&back.body).unwrap() > before,
         "new live frames on the same connection, not old ones"
@@ -188,7 +179,9 @@ async fn a_stalled_camera_shows_no_signal_and_does_not_hold_anything_up() -> any
     let mut viewer = relay.open("/streams/cam.frames").await?;
     viewer.next_part(T).await?;
     cam.set_stalled(true);
-    let part = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_none()).await?;
+    let part = viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_none())
+        .await?;
     decode_jpeg(&part.body)?;
     let info = relay.json("/api/streams/cam").await?;
     assert!(
@@ -284,7 +277,9 @@ async fn a_camera_missing_at_startup_shows_no_signal_then_goes_live_when_plugged
         "NO SIGNAL at the requested size"
     );
     cam.set_present(true);
-    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     assert!(relay.json("/api/streams/cam").await?["last_error"].is_null());
     relay.stop().await?;
     Ok(())

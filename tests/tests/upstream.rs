@@ -4,29 +4,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mjpeg_relay_tests::{decode_jpeg, eventually, now_micros, StreamReader, TestRelay};
+use mjpeg_relay_tests::{decode_jpeg, eventually, now_micros, TestRelay};
 use mjpeg_shared::stamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How long a test waits for a particular kind of part.
+const WITHIN: Duration = Duration::from_secs(15);
 const T: Duration = Duration::from_secs(10);
 
 fn stamp_of(jpeg: &[u8]) -> Option<stamp::Stamp> {
     let img = decode_jpeg(jpeg).ok()?;
     stamp::decode(&img.rgb, img.width, img.height, 3)
-}
-
-async fn next_where(
-    viewer: &mut StreamReader,
-    pred: impl Fn(&[u8]) -> bool,
-) -> anyhow::Result<mjpeg_shared::multipart::Part> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        let part = viewer.next_part(T).await?;
-        if pred(&part.body) {
-            return Ok(part);
-        }
-    }
-    anyhow::bail!("no such part within 15 s")
 }
 
 #[tokio::test]
@@ -86,7 +74,9 @@ async fn an_upstream_restart_shows_no_signal_then_resumes_for_connected_viewers(
         .seq;
 
     origin.stop().await?;
-    let part = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_none()).await?;
+    let part = viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_none())
+        .await?;
     decode_jpeg(&part.body)?;
     let info = edge.json("/api/streams/up").await?;
     let err = info["last_error"].as_str().unwrap_or_default();
@@ -96,7 +86,9 @@ async fn an_upstream_restart_shows_no_signal_then_resumes_for_connected_viewers(
     );
 
     let origin = TestRelay::start_at(&["main=test?size=320x240&fps=20"], addr).await?;
-    let back = next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    let back = viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     // The restarted origin counts from 1 again: any live stamp is a new picture.
     let _ = before;
     assert!(stamp_of(&back.body).is_some());
@@ -198,7 +190,9 @@ async fn garbage_bad_parts_and_refusals_are_survived_and_reported() -> anyhow::R
         stamp_of(&first.body).is_none(),
         "NO SIGNAL while the upstream sends nothing usable"
     );
-    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     let info = edge.json("/api/streams/up").await?;
     assert!(
         info["dropped_parts"].as_u64().unwrap() >= 2,
@@ -227,7 +221,9 @@ async fn credentials_in_the_url_go_upstream_and_nowhere_else() -> anyhow::Result
     .await?;
     let edge = TestRelay::start(&[&format!("up=http://user:p%40ss@{upstream}/cam")]).await?;
     let mut viewer = edge.open("/streams/up.frames").await?;
-    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     let info = edge.json("/api/streams/up").await?;
     let text = info.to_string();
     assert!(
@@ -306,7 +302,9 @@ async fn an_https_upstream_is_read_with_its_own_certificate_authority_and_refuse
     let untrusted = format!("bad=https://localhost:{port}/cam");
     let edge = TestRelay::start(&[&trusted, &untrusted]).await?;
     let mut viewer = edge.open("/streams/up.frames").await?;
-    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
 
     let mut refused = edge.open("/streams/bad.frames").await?;
     assert!(
@@ -343,7 +341,9 @@ async fn linger_zero_still_connects_and_passwords_keep_their_plus_signs() -> any
     .await?;
     let edge = TestRelay::start(&[&format!("up=http://user:a+b@{upstream}/cam#linger=0")]).await?;
     let mut viewer = edge.open("/streams/up.frames").await?;
-    next_where(&mut viewer, |jpeg| stamp_of(jpeg).is_some()).await?;
+    viewer
+        .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
+        .await?;
     edge.stop().await?;
     Ok(())
 }
