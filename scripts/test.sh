@@ -13,6 +13,10 @@ step "clippy"
 cargo clippy --all-targets -- -D warnings
 step "shared crate for wasm32"
 cargo build -p mjpeg-shared --target wasm32-unknown-unknown
+step "dashboard lints (wasm32)"
+cargo clippy -p mjpeg-frontend --target wasm32-unknown-unknown -- -D warnings
+step "dashboard unit tests (statistics, clock offset, connection budget; on the host)"
+cargo test -p mjpeg-frontend
 step "dashboard (trunk build --release)"
 trunk build --release
 step "tests"

@@ -1,32 +1,34 @@
-//! The mjpeg-relay dashboard (placeholder).
+//! The mjpeg-relay dashboard (Yew, WebAssembly; Trunk builds it from the root `index.html`).
 //!
-//! For now it shows the default stream in a plain `<img>`, the way a legacy page embeds it. The
-//! real dashboard (fetch-path viewer with latency and FPS overlays, `<img>` comparison, fallback)
-//! replaces this; it already links the shared crate so the wire format builds for wasm32.
+//! Map:
+//! - [`components`]: the Yew function components, one per file (`App` at the top).
+//! - [`hooks`]: the glue between components and the plain modules below; refreshes the tree at
+//!   overlay rate only. Per-frame work never goes through Yew state.
+//! - [`player`]: the fetch path (stream reader, shared parser, off-thread decode, canvas paint,
+//!   fallback decisions).
+//! - [`stamp_reader`]: the `<img>` path's latency, read back from the frame stamp in its pixels.
+//! - [`stats`]: FPS, latency percentiles, jitter, bitrate, skips (plain Rust, host-tested).
+//! - [`clock`]: NTP-style clock offset to the relay (plain Rust, host-tested).
+//! - [`budget`]: how many streams fit the browser's connections (plain Rust, host-tested).
+//! - [`web`]: small helpers over browser APIs.
 #![forbid(unsafe_code)]
 
-use mjpeg_shared::api::Endpoints;
-use yew::prelude::*;
-
-#[component]
-fn App() -> Html {
-    let endpoints = Endpoints::for_stream("main");
-    html! {
-        <main>
-            <h1>{ "mjpeg-relay" }</h1>
-            <p><img id="stream" src={endpoints.classic.clone()} alt="stream main" /></p>
-            <p>
-                { "Embed it in any page: " }
-                <code>{ format!("<img src=\"http://HOST:PORT{}\">", endpoints.classic) }</code>
-            </p>
-            <p>
-                <a href={endpoints.snapshot.clone()}>{ "snapshot" }</a>{ " · " }
-                <a href="/api/streams">{ "/api/streams" }</a>
-            </p>
-        </main>
-    }
-}
+mod budget;
+mod clock;
+mod components;
+mod hooks;
+mod player;
+mod stamp_reader;
+mod stats;
+mod web;
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    // index.html shows a plain <img> if the app never marks itself started (no WebAssembly,
+    // or the module failed to load).
+    let _ = js_sys::Reflect::set(
+        &web::window(),
+        &"__mjpegStarted".into(),
+        &wasm_bindgen::JsValue::TRUE,
+    );
+    yew::Renderer::<components::App>::new().render();
 }

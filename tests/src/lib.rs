@@ -22,7 +22,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod browser;
 pub mod camera;
+pub mod proxy;
 
 /// A relay running inside the test process on a free loopback port.
 pub struct TestRelay {
@@ -50,7 +52,7 @@ impl TestRelay {
 
     /// Starts a relay on a given address (to restart one where its clients expect it).
     pub async fn start_at(specs: &[&str], addr: SocketAddr) -> Result<Self> {
-        Self::start_inner(
+        Self::start_on(
             specs,
             RelayOptions {
                 dashboard: PathBuf::from("/nonexistent-dashboard"),
@@ -63,10 +65,11 @@ impl TestRelay {
 
     /// Starts a relay with the given options (a fake camera backend, say).
     pub async fn start_with(specs: &[&str], options: RelayOptions) -> Result<Self> {
-        Self::start_inner(specs, options, SocketAddr::from(([127, 0, 0, 1], 0))).await
+        Self::start_on(specs, options, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    async fn start_inner(specs: &[&str], options: RelayOptions, addr: SocketAddr) -> Result<Self> {
+    /// Starts a relay with the given options on a given address.
+    pub async fn start_on(specs: &[&str], options: RelayOptions, addr: SocketAddr) -> Result<Self> {
         let specs: Vec<StreamSpec> = specs
             .iter()
             .map(|s| s.parse().map_err(|e: String| anyhow!(e)))

@@ -1,0 +1,67 @@
+//! The fetch path's picture: a canvas the [`crate::player::Player`] paints, its overlay and
+//! chart; in its place a plain `<img>` while the player falls back.
+
+use yew::prelude::*;
+
+use super::chart::Chart;
+use super::img_view::ImgView;
+use super::overlay::Overlay;
+use crate::hooks::use_player;
+use crate::player::Mode;
+
+#[derive(Properties, PartialEq)]
+pub struct FetchViewProps {
+    pub name: AttrValue,
+    /// Receives the median latency at overlay rate (None in fallback).
+    #[prop_or_default]
+    pub on_p50: Callback<Option<f64>>,
+}
+
+#[component]
+pub fn FetchView(props: &FetchViewProps) -> Html {
+    let canvas = use_node_ref();
+    let url = AttrValue::from(format!("/streams/{}.frames", props.name));
+    let view = use_player(url, canvas.clone());
+    let mode = view
+        .as_ref()
+        .map(|v| v.mode.clone())
+        .unwrap_or(Mode::Connecting);
+    let fallback = matches!(mode, Mode::Fallback { .. });
+    {
+        let p50 = view
+            .as_ref()
+            .filter(|_| !fallback)
+            .and_then(|v| v.stats.latency)
+            .map(|l| l.p50_ms);
+        let on_p50 = props.on_p50.clone();
+        use_effect_with(p50.map(f64::to_bits), move |_| on_p50.emit(p50));
+    }
+    let note = match &mode {
+        Mode::Waiting => Some("connected; waiting for the first frame".to_string()),
+        Mode::Reconnecting { reason } => Some(format!("reconnecting: {reason}")),
+        _ => None,
+    };
+    html! {
+        <div class="pane fetch" data-state={mode.state()}>
+            // The canvas stays mounted (hidden) during a fallback: the player keeps it.
+            <div class={classes!("picture", fallback.then_some("hidden"))}>
+                <canvas ref={canvas} width="640" height="480" />
+                if let (false, Some(v)) = (fallback, &view) {
+                    <Overlay role="primary" transport={mode.transport()} state={mode.state()}
+                        stats={v.stats.clone()} first_paint_ms={v.first_paint_ms}
+                        open_bitmaps={Some(v.open_bitmaps)} note={note.map(AttrValue::from)} />
+                }
+            </div>
+            if let Mode::Fallback { reason, retry } = &mode {
+                <ImgView name={props.name.clone()} transport="img-fallback" role="primary"
+                    on_p50={props.on_p50.clone()}
+                    note={AttrValue::from(format!(
+                        "showing a plain <img>: fetch streaming is unavailable ({reason}){}",
+                        if *retry { "; retrying fetch with backoff" } else { "" }
+                    ))} />
+            } else if let Some(v) = &view {
+                <Chart history={v.stats.history.clone()} />
+            }
+        </div>
+    }
+}

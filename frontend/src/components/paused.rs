@@ -1,0 +1,28 @@
+//! A viewer that holds no connection: the stream's latest frame as one snapshot, and why it is
+//! paused.
+
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct PausedProps {
+    pub name: AttrValue,
+    pub reason: AttrValue,
+}
+
+#[component]
+pub fn Paused(props: &PausedProps) -> Html {
+    // One snapshot when the viewer pauses, under a URL no cache has seen.
+    let at = use_memo((), |_| js_sys::Date::now() as u64);
+    html! {
+        <div class="pane paused">
+            <div class="picture">
+                <img src={format!("/streams/{}.jpg?t={}", props.name, *at)}
+                    alt={format!("stream {}, paused", props.name)} />
+                <div class="overlay primary" data-transport="none" data-state="paused">
+                    <div class="big">{ "paused" }</div>
+                    <div class="note">{ props.reason.clone() }</div>
+                </div>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,511 @@
+//! The fetch path: reads `NAME.frames` with `fetch()` and a stream reader, cuts parts with the
+//! shared parser, decodes off the main thread (`createImageBitmap`), and paints only the newest
+//! frame onto a canvas at the next animation frame.
+//!
+//! Frame flow, at most one of each at a time, so nothing queues behind a slow decode or a hidden
+//! tab: a received part waits in `next` while another decodes (a newer part replaces it); a
+//! decoded bitmap waits in `pending` for the animation frame (a newer bitmap replaces it). Every
+//! bitmap is closed: on paint, when superseded, or when the player stops. No object URLs.
+//!
+//! Failure handling, decided after each attempt ends:
+//! - the relay does not answer `/api/time` either: it is down or restarting; reconnect quickly.
+//! - the stream was delivering frames and broke off: reconnect quickly (no fallback).
+//! - the relay answers but fetch streaming yielded nothing (a network or CORS error, a bad
+//!   status, a parse error, no frame within [`FIRST_FRAME_TIMEOUT_MS`]): fall back to a plain
+//!   `<img>` (the view renders it) and retry fetch with backoff; the first frame through fetch
+//!   ends the fallback.
+//! - the browser cannot read response bodies as streams: fall back for good.
+//!
+//! No Yew here: the view reads [`Player::view`] a few times a second.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Reflect, Uint8Array};
+use mjpeg_shared::multipart::{MultipartParser, Part};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    AbortController, Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement,
+    ImageBitmap, ReadableStreamDefaultReader, RequestCache, RequestInit, Response,
+};
+
+use crate::clock::Estimate;
+use crate::stats::{FrameStats, Snapshot};
+use crate::web;
+
+/// An attempt that delivers no frame this long after it started counts as failed.
+pub const FIRST_FRAME_TIMEOUT_MS: u32 = 10_000;
+/// Reconnect delays while the relay is down: doubling from the first to the last.
+const RECONNECT_MS: (u32, u32) = (250, 2_000);
+/// Delays between fetch retries while falling back to `<img>`.
+const FALLBACK_RETRY_MS: (u32, u32) = (2_000, 30_000);
+
+/// What the player is doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Opening the stream.
+    Connecting,
+    /// Connected; no frame yet (the source may be starting, or waiting for a pusher).
+    Waiting,
+    /// Frames arrive through fetch.
+    Playing,
+    /// The stream broke off or the relay is down; fetch is retried soon.
+    Reconnecting { reason: String },
+    /// Fetch streaming does not work from here; a plain `<img>` stands in. `retry` is false
+    /// when the browser cannot stream fetch bodies at all.
+    Fallback { reason: String, retry: bool },
+}
+
+impl Mode {
+    /// The transport a user sees: `fetch` or `img-fallback`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Mode::Fallback { .. } => "img-fallback",
+            _ => "fetch",
+        }
+    }
+    /// A one-word state for `data-state`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Mode::Connecting => "connecting",
+            Mode::Waiting => "waiting",
+            Mode::Playing => "playing",
+            Mode::Reconnecting { .. } => "reconnecting",
+            Mode::Fallback { .. } => "fallback",
+        }
+    }
+}
+
+/// Why an attempt ended.
+#[derive(Debug)]
+enum Failure {
+    Network(String),
+    Status(u16, String),
+    Parse(String),
+    Unsupported(&'static str),
+    NoFrame,
+    Ended,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Network(e) => write!(f, "fetch failed: {e}"),
+            Failure::Status(code, msg) => write!(f, "the relay answered {code}: {msg}"),
+            Failure::Parse(e) => write!(f, "the stream could not be parsed: {e}"),
+            Failure::Unsupported(why) => f.write_str(why),
+            Failure::NoFrame => write!(
+                f,
+                "no frame arrived through fetch within {} s",
+                FIRST_FRAME_TIMEOUT_MS / 1000
+            ),
+            Failure::Ended => f.write_str("the stream ended"),
+        }
+    }
+}
+
+/// What the view shows, read a few times a second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlayerView {
+    pub mode: Mode,
+    pub stats: Snapshot,
+    /// Bitmaps decoded and not yet closed (0 or 1 or 2 in steady state; growth is a leak).
+    pub open_bitmaps: u32,
+    /// Milliseconds from navigation to the first frame painted.
+    pub first_paint_ms: Option<f64>,
+    /// Parts the browser could not decode as images.
+    pub undecodable: u64,
+}
+
+/// A running fetch-path player; stops (aborting its request) when dropped.
+pub struct Player {
+    inner: Rc<Inner>,
+}
+
+struct Frame {
+    blob: Blob,
+    capture_us: Option<f64>,
+}
+
+struct Decoded {
+    bitmap: ImageBitmap,
+    capture_us: Option<f64>,
+}
+
+struct Inner {
+    url: String,
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    mode: RefCell<Mode>,
+    stats: RefCell<FrameStats>,
+    stopped: Cell<bool>,
+    abort: RefCell<Option<AbortController>>,
+    /// Parts received in the current attempt.
+    attempt_frames: Cell<u64>,
+    decoding: Cell<bool>,
+    next: RefCell<Option<Frame>>,
+    pending: RefCell<Option<Decoded>>,
+    open_bitmaps: Cell<u32>,
+    undecodable: Cell<u64>,
+    first_paint_ms: Cell<Option<f64>>,
+    paint_frames: RefCell<Option<web::AnimationFrames>>,
+}
+
+impl Player {
+    /// Starts playing `url` (a `.frames` endpoint) onto `canvas`.
+    pub fn start(url: String, canvas: HtmlCanvasElement) -> Result<Player, String> {
+        let ctx = canvas
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+            .ok_or("no 2d canvas context")?;
+        let inner = Rc::new(Inner {
+            url,
+            canvas,
+            ctx,
+            mode: RefCell::new(Mode::Connecting),
+            stats: RefCell::new(FrameStats::new()),
+            stopped: Cell::new(false),
+            abort: RefCell::new(None),
+            attempt_frames: Cell::new(0),
+            decoding: Cell::new(false),
+            next: RefCell::new(None),
+            pending: RefCell::new(None),
+            open_bitmaps: Cell::new(0),
+            undecodable: Cell::new(0),
+            first_paint_ms: Cell::new(None),
+            paint_frames: RefCell::new(None),
+        });
+        let weak: Weak<Inner> = Rc::downgrade(&inner);
+        *inner.paint_frames.borrow_mut() = Some(web::AnimationFrames::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.paint();
+            }
+        }));
+        spawn_local(run(inner.clone()));
+        Ok(Player { inner })
+    }
+
+    /// The figures for the overlay at this moment.
+    pub fn view(&self, clock: Option<Estimate>) -> PlayerView {
+        let i = &self.inner;
+        PlayerView {
+            mode: i.mode.borrow().clone(),
+            stats: i.stats.borrow_mut().snapshot(web::now_us(), clock),
+            open_bitmaps: i.open_bitmaps.get(),
+            first_paint_ms: i.first_paint_ms.get(),
+            undecodable: i.undecodable.get(),
+        }
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let i = &self.inner;
+        i.stopped.set(true);
+        if let Some(ctrl) = i.abort.borrow_mut().take() {
+            ctrl.abort();
+        }
+        i.paint_frames.borrow_mut().take();
+        i.next.borrow_mut().take();
+        if let Some(d) = i.pending.borrow_mut().take() {
+            i.close(d.bitmap);
+        }
+    }
+}
+
+/// The attempt loop; see the module docs.
+async fn run(inner: Rc<Inner>) {
+    if !fetch_streams_supported() {
+        inner.set_mode(Mode::Fallback {
+            reason: "this browser cannot read a fetch response as a stream".into(),
+            retry: false,
+        });
+        return;
+    }
+    let mut reconnect = RECONNECT_MS.0;
+    let mut fallback = FALLBACK_RETRY_MS.0;
+    loop {
+        inner.attempt_frames.set(0);
+        let failure = match read_stream(&inner).await {
+            Ok(()) => Failure::Ended,
+            Err(f) => f,
+        };
+        if inner.stopped.get() {
+            return;
+        }
+        let delivered = inner.attempt_frames.get() > 0;
+        inner.stats.borrow_mut().restart();
+        if let Failure::Unsupported(why) = failure {
+            inner.set_mode(Mode::Fallback {
+                reason: why.into(),
+                retry: false,
+            });
+            return;
+        }
+        if delivered {
+            reconnect = RECONNECT_MS.0;
+            fallback = FALLBACK_RETRY_MS.0;
+        }
+        let reachable = web::relay_reachable().await;
+        if inner.stopped.get() {
+            return;
+        }
+        let delay = if !reachable {
+            inner.set_mode(Mode::Reconnecting {
+                reason: format!("the relay does not answer ({failure})"),
+            });
+            {
+                let d = reconnect;
+                reconnect = (d * 2).min(RECONNECT_MS.1);
+                d
+            }
+        } else if delivered {
+            inner.set_mode(Mode::Reconnecting {
+                reason: failure.to_string(),
+            });
+            RECONNECT_MS.0
+        } else {
+            inner.set_mode(Mode::Fallback {
+                reason: failure.to_string(),
+                retry: true,
+            });
+            {
+                let d = fallback;
+                fallback = (d * 2).min(FALLBACK_RETRY_MS.1);
+                d
+            }
+        };
+        web::sleep_ms(delay).await;
+        if inner.stopped.get() {
+            return;
+        }
+    }
+}
+
+/// `fetch` with a readable response body (missing in old browsers).
+fn fetch_streams_supported() -> bool {
+    let global = js_sys::global();
+    let has = |name: &str| {
+        Reflect::get(&global, &name.into())
+            .map(|v| !v.is_undefined())
+            .unwrap_or(false)
+    };
+    has("ReadableStream") && has("AbortController") && has("createImageBitmap")
+}
+
+/// One attempt: fetch, then read parts until the stream ends or fails.
+async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
+    let ctrl = AbortController::new().map_err(|e| Failure::Network(describe(&e)))?;
+    *inner.abort.borrow_mut() = Some(ctrl.clone());
+    let init = RequestInit::new();
+    init.set_signal(Some(&ctrl.signal()));
+    init.set_cache(RequestCache::NoStore);
+
+    // Gives up on an attempt that delivers nothing: a stream that never starts (a buffering
+    // proxy, a response that never ends its headers) must not hold the fallback back forever.
+    let timed_out = Rc::new(Cell::new(false));
+    let _watchdog = {
+        let (weak, ctrl, timed_out) = (Rc::downgrade(inner), ctrl.clone(), timed_out.clone());
+        Timeout::new(FIRST_FRAME_TIMEOUT_MS, move || {
+            if weak.upgrade().is_some_and(|i| i.attempt_frames.get() == 0) {
+                timed_out.set(true);
+                ctrl.abort();
+            }
+        })
+    };
+    let network = |e: JsValue| {
+        if timed_out.get() {
+            Failure::NoFrame
+        } else {
+            Failure::Network(describe(&e))
+        }
+    };
+
+    let resp: Response = JsFuture::from(web::window().fetch_with_str_and_init(&inner.url, &init))
+        .await
+        .map_err(network)?
+        .unchecked_into();
+    if !resp.ok() {
+        let body = match resp.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        let msg = body
+            .and_then(|b| serde_json_error(&b))
+            .unwrap_or_else(|| resp.status_text());
+        return Err(Failure::Status(resp.status(), msg));
+    }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut parser = MultipartParser::from_content_type(&content_type)
+        .map_err(|e| Failure::Parse(e.to_string()))?;
+    let body = resp.body().ok_or(Failure::Unsupported(
+        "the response has no readable body stream",
+    ))?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    if !matches!(*inner.mode.borrow(), Mode::Fallback { .. }) {
+        inner.set_mode(Mode::Waiting);
+    }
+
+    loop {
+        let result = JsFuture::from(reader.read()).await.map_err(network)?;
+        if Reflect::get(&result, &"done".into())
+            .map(|d| d.is_truthy())
+            .unwrap_or(true)
+        {
+            return Ok(());
+        }
+        let chunk: Uint8Array = Reflect::get(&result, &"value".into())
+            .map_err(network)?
+            .unchecked_into();
+        let started = web::now_us();
+        parser.push(&chunk.to_vec());
+        loop {
+            match parser.next_part() {
+                Ok(Some(part)) => inner.on_part(part),
+                Ok(None) => break,
+                Err(e) => return Err(Failure::Parse(e.to_string())),
+            }
+        }
+        let now = web::now_us();
+        inner.stats.borrow_mut().on_work(now, now - started);
+    }
+}
+
+/// The `error` field of a relay error body.
+fn serde_json_error(body: &str) -> Option<String> {
+    let v = js_sys::JSON::parse(body).ok()?;
+    Reflect::get(&v, &"error".into()).ok()?.as_string()
+}
+
+/// A thrown JS value in words ("TypeError: Failed to fetch").
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| format!("{}: {}", e.name(), e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+impl Inner {
+    fn set_mode(&self, mode: Mode) {
+        *self.mode.borrow_mut() = mode;
+    }
+
+    /// A complete part: count it and hand it to the decoder (or park it as the newest).
+    fn on_part(self: &Rc<Self>, part: Part) {
+        let now = web::now_us();
+        let capture_us = part.timestamp_micros().map(|t| t as f64);
+        self.stats
+            .borrow_mut()
+            .on_received(now, part.sequence(), capture_us, part.body.len());
+        if self.attempt_frames.replace(self.attempt_frames.get() + 1) == 0 {
+            self.set_mode(Mode::Playing);
+        }
+        let Some(blob) = jpeg_blob(&part.body) else {
+            self.undecodable.set(self.undecodable.get() + 1);
+            return;
+        };
+        let frame = Frame { blob, capture_us };
+        if self.decoding.get() {
+            if self.next.replace(Some(frame)).is_some() {
+                self.stats.borrow_mut().on_superseded();
+            }
+        } else {
+            self.decode(frame);
+        }
+    }
+
+    /// Decodes off the main thread; the bitmap waits in `pending` for the next animation frame.
+    fn decode(self: &Rc<Self>, frame: Frame) {
+        let promise = match web::window().create_image_bitmap_with_blob(&frame.blob) {
+            Ok(p) => p,
+            Err(_) => {
+                self.undecodable.set(self.undecodable.get() + 1);
+                return;
+            }
+        };
+        self.decoding.set(true);
+        let inner = self.clone();
+        spawn_local(async move {
+            let result = JsFuture::from(promise).await;
+            inner.decoding.set(false);
+            match result {
+                Ok(bitmap) => {
+                    let bitmap: ImageBitmap = bitmap.unchecked_into();
+                    inner.open_bitmaps.set(inner.open_bitmaps.get() + 1);
+                    if inner.stopped.get() {
+                        inner.close(bitmap);
+                        return;
+                    }
+                    let decoded = Decoded {
+                        bitmap,
+                        capture_us: frame.capture_us,
+                    };
+                    if let Some(old) = inner.pending.replace(Some(decoded)) {
+                        inner.close(old.bitmap);
+                        inner.stats.borrow_mut().on_superseded();
+                    }
+                    inner.schedule_paint();
+                }
+                Err(_) => inner.undecodable.set(inner.undecodable.get() + 1),
+            }
+            if !inner.stopped.get() {
+                let next = inner.next.borrow_mut().take();
+                if let Some(next) = next {
+                    inner.decode(next);
+                }
+            }
+        });
+    }
+
+    fn schedule_paint(&self) {
+        if let Some(frames) = self.paint_frames.borrow().as_ref() {
+            frames.request();
+        }
+    }
+
+    /// Animation frame: draw the newest decoded frame, close its bitmap, count the paint.
+    fn paint(&self) {
+        let Some(d) = self.pending.borrow_mut().take() else {
+            return;
+        };
+        let started = web::now_us();
+        let (w, h) = (d.bitmap.width(), d.bitmap.height());
+        if self.canvas.width() != w || self.canvas.height() != h {
+            self.canvas.set_width(w);
+            self.canvas.set_height(h);
+        }
+        let _ = self.ctx.draw_image_with_image_bitmap(&d.bitmap, 0.0, 0.0);
+        self.close(d.bitmap);
+        let now = web::now_us();
+        let mut stats = self.stats.borrow_mut();
+        stats.on_painted(now, d.capture_us, w, h);
+        stats.on_work(now, now - started);
+        if self.first_paint_ms.get().is_none() {
+            self.first_paint_ms.set(Some(web::since_navigation_ms()));
+        }
+    }
+
+    fn close(&self, bitmap: ImageBitmap) {
+        bitmap.close();
+        self.open_bitmaps
+            .set(self.open_bitmaps.get().saturating_sub(1));
+    }
+}
+
+/// The part's bytes as an `image/jpeg` Blob (one copy out of wasm memory).
+fn jpeg_blob(jpeg: &[u8]) -> Option<Blob> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(jpeg));
+    let opts = BlobPropertyBag::new();
+    opts.set_type("image/jpeg");
+    Blob::new_with_u8_array_sequence_and_options(&parts, &opts).ok()
+}

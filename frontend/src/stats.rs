@@ -1,0 +1,396 @@
+//! Per-viewer frame statistics: what the overlay and the chart show.
+//!
+//! A viewer feeds events in as they happen (a part received, a frame painted, main-thread work
+//! done) with times from the local clock, in microseconds; the overlay asks for a [`Snapshot`] a
+//! few times a second. Latencies are stored as "transit" (local time minus the frame's capture
+//! time on the relay's clock) and turned into latencies at snapshot time with the current clock
+//! estimate, so frames painted before the first clock probe returned still count, and a better
+//! estimate corrects the whole window at once.
+//!
+//! Windows: FPS over the last 1 s, latency percentiles over the last 2 s, bitrate over the last
+//! 1 s, jitter as in RFC 3550 (J += (|D| - J) / 16 over successive transit differences, which needs
+//! no clock sync). Plain Rust, no browser.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use crate::clock::Estimate;
+
+const FPS_WINDOW_US: f64 = 1e6;
+const LATENCY_WINDOW_US: f64 = 2e6;
+/// Chart points kept: one a second, the last minute.
+pub const HISTORY_POINTS: usize = 60;
+const HISTORY_STEP_US: f64 = 1e6;
+
+/// Median and p95 latency over the window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencySummary {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    /// Some frame in the window came out below zero by more than the clock's error bound.
+    pub flagged: bool,
+}
+
+/// One chart point (a second).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub fps: f64,
+    pub latency_ms: Option<f64>,
+}
+
+/// What the overlay shows.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Snapshot {
+    /// Frames painted since the viewer started.
+    pub frames: u64,
+    /// Frames painted in the last second.
+    pub fps: f64,
+    /// None until a frame with a capture time was painted and the clock is known.
+    pub latency: Option<LatencySummary>,
+    /// RFC 3550 interarrival jitter, ms; None before two timed frames.
+    pub jitter_ms: Option<f64>,
+    /// Size of the newest frame, bytes.
+    pub last_bytes: usize,
+    /// Bitrate over the last second, kbit/s.
+    pub kbps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub last_seq: Option<u64>,
+    /// Frames this viewer never got: sequence-number gaps (the relay skipped them for this
+    /// connection, or, on the `<img>` path, the browser never showed them).
+    pub skipped_upstream: u64,
+    /// Frames that arrived but were superseded by a newer one before they could be painted.
+    pub skipped_here: u64,
+    /// Main-thread time per painted frame over the latency window, ms.
+    pub main_thread_ms: Option<f64>,
+    /// No paint for longer than max(3 x mean interval, mean + 150 ms) (WebRTC's freeze rule).
+    pub frozen: bool,
+    /// Last minute, oldest first.
+    pub history: Rc<Vec<Point>>,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct FrameStats {
+    /// (local time, transit) of paints in the last 2 s.
+    painted: VecDeque<(f64, Option<f64>)>,
+    /// (local time, bytes) of parts received in the last 1 s.
+    received: VecDeque<(f64, usize)>,
+    /// (local time, microseconds) of main-thread work in the last 2 s.
+    work: VecDeque<(f64, f64)>,
+    last_transit: Option<f64>,
+    jitter_us: Option<f64>,
+    last_seq: Option<u64>,
+    last_paint: Option<f64>,
+    frames: u64,
+    skipped_upstream: u64,
+    skipped_here: u64,
+    last_bytes: usize,
+    width: u32,
+    height: u32,
+    history: VecDeque<Point>,
+    last_history: Option<f64>,
+}
+
+impl FrameStats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A part arrived (fetch path): counts sequence gaps, bitrate, jitter.
+    pub fn on_received(
+        &mut self,
+        at: f64,
+        seq: Option<u64>,
+        capture_us: Option<f64>,
+        bytes: usize,
+    ) {
+        self.observe_seq(seq);
+        self.observe_transit(at, capture_us);
+        self.last_bytes = bytes;
+        self.received.push_back((at, bytes));
+        prune(&mut self.received, at - FPS_WINDOW_US);
+    }
+
+    /// A received frame was dropped for a newer one before it was painted.
+    pub fn on_superseded(&mut self) {
+        self.skipped_here += 1;
+    }
+
+    /// A frame was painted at local time `at`.
+    pub fn on_painted(&mut self, at: f64, capture_us: Option<f64>, width: u32, height: u32) {
+        self.frames += 1;
+        self.width = width;
+        self.height = height;
+        self.last_paint = Some(at);
+        self.painted.push_back((at, capture_us.map(|c| at - c)));
+        prune(&mut self.painted, at - LATENCY_WINDOW_US);
+    }
+
+    /// A new frame was seen on screen where only pixels are known (the `<img>` path, by its
+    /// stamp): a paint, and the sequence and jitter bookkeeping of a receipt.
+    pub fn on_shown(&mut self, at: f64, seq: u64, capture_us: f64, width: u32, height: u32) {
+        self.observe_seq(Some(seq));
+        self.observe_transit(at, Some(capture_us));
+        self.on_painted(at, Some(capture_us), width, height);
+    }
+
+    /// `us` of main-thread work done at local time `at`.
+    pub fn on_work(&mut self, at: f64, us: f64) {
+        self.work.push_back((at, us));
+        prune(&mut self.work, at - LATENCY_WINDOW_US);
+    }
+
+    /// Forgets the sequence and transit history, keeping counters: the next frame starts a new
+    /// run (a reconnect), so neither a sequence gap nor a jitter step is counted across it.
+    pub fn restart(&mut self) {
+        self.last_seq = None;
+        self.last_transit = None;
+    }
+
+    fn observe_seq(&mut self, seq: Option<u64>) {
+        let Some(seq) = seq else { return };
+        if let Some(last) = self.last_seq {
+            // A lower number means the relay restarted its count: a new run, not a gap.
+            if seq > last {
+                self.skipped_upstream += seq - last - 1;
+            }
+        }
+        self.last_seq = Some(seq);
+    }
+
+    fn observe_transit(&mut self, at: f64, capture_us: Option<f64>) {
+        let Some(capture) = capture_us else { return };
+        let transit = at - capture;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs();
+            let j = self.jitter_us.unwrap_or(0.0);
+            self.jitter_us = Some(j + (d - j) / 16.0);
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// The overlay's figures at local time `now`; also advances the chart history.
+    pub fn snapshot(&mut self, now: f64, clock: Option<Estimate>) -> Snapshot {
+        prune(&mut self.painted, now - LATENCY_WINDOW_US);
+        prune(&mut self.received, now - FPS_WINDOW_US);
+        prune(&mut self.work, now - LATENCY_WINDOW_US);
+
+        let fps = self
+            .painted
+            .iter()
+            .filter(|(at, _)| *at > now - FPS_WINDOW_US)
+            .count() as f64
+            / (FPS_WINDOW_US / 1e6);
+        let latency = clock.and_then(|clock| {
+            let mut transits: Vec<f64> = self.painted.iter().filter_map(|(_, t)| *t).collect();
+            if transits.is_empty() {
+                return None;
+            }
+            transits.sort_by(f64::total_cmp);
+            Some(LatencySummary {
+                p50_ms: clock.latency(percentile(&transits, 50.0)).ms,
+                p95_ms: clock.latency(percentile(&transits, 95.0)).ms,
+                flagged: clock.latency(transits[0]).flagged,
+            })
+        });
+        let bytes: usize = self.received.iter().map(|(_, b)| b).sum();
+        let main_thread_ms = (!self.painted.is_empty()).then(|| {
+            self.work.iter().map(|(_, us)| us).sum::<f64>() / self.painted.len() as f64 / 1000.0
+        });
+
+        if self.last_history.is_none_or(|t| now - t >= HISTORY_STEP_US) {
+            if self.history.len() == HISTORY_POINTS {
+                self.history.pop_front();
+            }
+            self.history.push_back(Point {
+                fps,
+                latency_ms: latency.map(|l| l.p50_ms),
+            });
+            self.last_history = Some(now);
+        }
+
+        Snapshot {
+            frames: self.frames,
+            fps,
+            latency,
+            jitter_ms: self.jitter_us.map(|j| j / 1000.0),
+            last_bytes: self.last_bytes,
+            kbps: bytes as f64 * 8.0 / 1000.0 / (FPS_WINDOW_US / 1e6),
+            width: self.width,
+            height: self.height,
+            last_seq: self.last_seq,
+            skipped_upstream: self.skipped_upstream,
+            skipped_here: self.skipped_here,
+            main_thread_ms,
+            frozen: self.frozen(now),
+            history: Rc::new(self.history.iter().copied().collect()),
+        }
+    }
+
+    fn frozen(&self, now: f64) -> bool {
+        let Some(last) = self.last_paint else {
+            return false;
+        };
+        let n = self.painted.len();
+        if n < 2 {
+            return now - last > LATENCY_WINDOW_US;
+        }
+        let mean = (self.painted[n - 1].0 - self.painted[0].0) / (n - 1) as f64;
+        now - last > (3.0 * mean).max(mean + 150_000.0)
+    }
+}
+
+/// Drops entries older than `cutoff` from the front of a time-ordered queue.
+fn prune<T>(q: &mut VecDeque<(f64, T)>, cutoff: f64) {
+    while q.front().is_some_and(|(at, _)| *at <= cutoff) {
+        q.pop_front();
+    }
+}
+
+/// Nearest-rank percentile of sorted, non-empty `v`.
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLOCK: Estimate = Estimate {
+        offset_us: 0.0,
+        error_us: 100.0,
+    };
+
+    /// A 30 fps stream whose frames are painted `delay_ms(i)` after capture.
+    fn run(stats: &mut FrameStats, frames: u64, delay_ms: impl Fn(u64) -> f64) -> f64 {
+        let mut now = 0.0;
+        for i in 0..frames {
+            let capture = 1e9 + i as f64 * 33_333.0;
+            now = capture + delay_ms(i) * 1000.0;
+            stats.on_received(now - 1000.0, Some(i), Some(capture), 40_000);
+            stats.on_painted(now, Some(capture), 640, 480);
+        }
+        now
+    }
+
+    #[test]
+    fn fps_counts_the_last_second_and_falls_to_zero_when_frames_stop() {
+        let mut s = FrameStats::new();
+        let now = run(&mut s, 90, |_| 10.0);
+        let snap = s.snapshot(now, Some(CLOCK));
+        assert!((29.0..=31.0).contains(&snap.fps), "{}", snap.fps);
+        assert!(!snap.frozen);
+        let later = s.snapshot(now + 3e6, Some(CLOCK));
+        assert_eq!(later.fps, 0.0);
+        assert!(later.frozen);
+        assert_eq!(later.frames, 90);
+    }
+
+    #[test]
+    fn latency_percentiles_cover_the_last_two_seconds_only() {
+        let mut s = FrameStats::new();
+        // 3 s at 500 ms, then 3 s at 10..29 ms: the old frames (painted more than 2 s ago)
+        // must not count.
+        let now = run(&mut s, 180, |i| {
+            if i < 90 {
+                500.0
+            } else {
+                10.0 + (i % 20) as f64
+            }
+        });
+        let l = s.snapshot(now, Some(CLOCK)).latency.unwrap();
+        assert!((18.0..=21.0).contains(&l.p50_ms), "{l:?}");
+        assert!((27.0..=29.0).contains(&l.p95_ms), "{l:?}");
+        assert!(!l.flagged);
+    }
+
+    #[test]
+    fn latency_needs_the_clock_and_applies_its_offset() {
+        let mut s = FrameStats::new();
+        let now = run(&mut s, 30, |_| 20.0);
+        assert_eq!(s.snapshot(now, None).latency, None);
+        let ahead = Estimate {
+            offset_us: 5_000.0,
+            error_us: 100.0,
+        };
+        assert_eq!(s.snapshot(now, Some(ahead)).latency.unwrap().p50_ms, 25.0);
+        let behind = Estimate {
+            offset_us: -30_000.0,
+            error_us: 1_000.0,
+        };
+        let l = s.snapshot(now, Some(behind)).latency.unwrap();
+        assert_eq!(
+            (l.p50_ms, l.flagged),
+            (0.0, true),
+            "never negative; flagged"
+        );
+    }
+
+    #[test]
+    fn sequence_gaps_and_superseded_frames_are_counted_apart() {
+        let mut s = FrameStats::new();
+        for seq in [1, 2, 5, 6, 10] {
+            s.on_received(0.0, Some(seq), None, 10);
+        }
+        s.on_superseded();
+        // The relay restarted: numbers start again, which is not a gap.
+        s.on_received(0.0, Some(0), None, 10);
+        s.on_received(0.0, Some(1), None, 10);
+        let snap = s.snapshot(1.0, None);
+        assert_eq!(snap.skipped_upstream, 2 + 3);
+        assert_eq!(snap.skipped_here, 1);
+        assert_eq!(snap.last_seq, Some(1));
+    }
+
+    #[test]
+    fn jitter_follows_rfc_3550() {
+        let mut s = FrameStats::new();
+        // Transit alternates 10 ms / 14 ms: |D| = 4 ms every frame, J converges to 4 ms.
+        for i in 0..400u64 {
+            let capture = i as f64 * 33_333.0;
+            let transit = if i % 2 == 0 { 10_000.0 } else { 14_000.0 };
+            s.on_received(capture + transit, Some(i), Some(capture), 1);
+        }
+        let j = s.snapshot(1e9, None).jitter_ms.unwrap();
+        assert!((j - 4.0).abs() < 0.01, "{j}");
+        // Constant transit: no jitter at all.
+        let mut s = FrameStats::new();
+        run(&mut s, 30, |_| 7.0);
+        assert_eq!(s.snapshot(2e9, None).jitter_ms, Some(0.0));
+    }
+
+    #[test]
+    fn bitrate_size_resolution_and_main_thread_time() {
+        let mut s = FrameStats::new();
+        let now = run(&mut s, 60, |_| 10.0);
+        for i in 0..60 {
+            s.on_work(now - i as f64 * 33_333.0, 500.0);
+        }
+        let snap = s.snapshot(now, Some(CLOCK));
+        assert_eq!(snap.last_bytes, 40_000);
+        // 30 frames x 40 KB in the last second.
+        assert!((9_000.0..=10_000.0).contains(&snap.kbps), "{}", snap.kbps);
+        assert_eq!((snap.width, snap.height), (640, 480));
+        assert!((snap.main_thread_ms.unwrap() - 0.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn history_keeps_one_point_a_second_for_a_minute() {
+        let mut s = FrameStats::new();
+        for i in 0..300 {
+            s.snapshot(i as f64 * 250_000.0, None);
+        }
+        let snap = s.snapshot(75e6, None);
+        assert_eq!(snap.history.len(), HISTORY_POINTS);
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&[3.0], 95.0), 3.0);
+    }
+}

@@ -1,0 +1,116 @@
+//! Small helpers over the browser's APIs: the local clock, JSON requests to the relay, the
+//! protocol the page came over.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mjpeg_shared::api::ErrorBody;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::RequestCache;
+
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect("the dashboard runs in a window")
+}
+
+/// The local clock, Unix microseconds: `performance.timeOrigin + performance.now()`.
+///
+/// Monotonic and sub-millisecond, unlike `Date.now()`. It can drift from the wall clock after
+/// the machine sleeps; that is harmless here because latencies are only ever computed against
+/// the clock offset measured with this same clock (`clock.rs`), re-probed every few seconds.
+pub fn now_us() -> f64 {
+    let p = window()
+        .performance()
+        .expect("performance is available in every browser the dashboard supports");
+    (p.time_origin() + p.now()) * 1000.0
+}
+
+/// Milliseconds since navigation started (`performance.now()`).
+pub fn since_navigation_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or(0.0)
+}
+
+/// GET `url` as JSON; the error names the HTTP status and the relay's message.
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    let resp = gloo_net::http::Request::get(url)
+        .cache(RequestCache::NoStore)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.ok() {
+        let msg = resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.error)
+            .unwrap_or_else(|_| resp.status_text());
+        return Err(format!("{url}: {} {msg}", resp.status()));
+    }
+    resp.json::<T>()
+        .await
+        .map_err(|e| format!("{url}: bad JSON: {e}"))
+}
+
+/// True when the relay answers at all (its `/api/time`): tells "the relay is down" apart from
+/// "the relay is up but streaming through fetch does not work from here".
+pub async fn relay_reachable() -> bool {
+    get_json::<mjpeg_shared::api::ServerTime>("/api/time")
+        .await
+        .is_ok()
+}
+
+/// The protocol the page itself was loaded over (`h2`, `http/1.1`, ...), or "" when unknown.
+pub fn page_protocol() -> String {
+    let Some(perf) = window().performance() else {
+        return String::new();
+    };
+    perf.get_entries_by_type("navigation")
+        .get(0)
+        .dyn_into::<web_sys::PerformanceEntry>()
+        .ok()
+        .and_then(|e| js_sys::Reflect::get(&e, &"nextHopProtocol".into()).ok())
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// Sleeps `ms` milliseconds.
+pub async fn sleep_ms(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// One `requestAnimationFrame` callback, reused for every request (no closure per frame);
+/// a pending request is cancelled on drop. Drop it only outside its own callback.
+pub struct AnimationFrames {
+    closure: Closure<dyn FnMut(f64)>,
+    pending: Rc<Cell<Option<i32>>>,
+}
+
+impl AnimationFrames {
+    pub fn new(mut on_frame: impl FnMut() + 'static) -> Self {
+        let pending = Rc::new(Cell::new(None));
+        let p = pending.clone();
+        let closure = Closure::new(move |_: f64| {
+            p.set(None);
+            on_frame();
+        });
+        AnimationFrames { closure, pending }
+    }
+
+    /// Asks for a call at the next animation frame, unless one is already asked for.
+    pub fn request(&self) {
+        if self.pending.get().is_none() {
+            let cb = self.closure.as_ref().unchecked_ref();
+            if let Ok(id) = window().request_animation_frame(cb) {
+                self.pending.set(Some(id));
+            }
+        }
+    }
+}
+
+impl Drop for AnimationFrames {
+    fn drop(&mut self) {
+        if let Some(id) = self.pending.take() {
+            let _ = window().cancel_animation_frame(id);
+        }
+    }
+}

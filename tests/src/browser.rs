@@ -1,0 +1,186 @@
+//! Headless Chromium for the browser tests, driven over WebDriver (chromedriver + fantoccini),
+//! and helpers that read what the page shows: the dashboard's overlay `data-` attributes and
+//! frame stamps decoded from pixels.
+//!
+//! Chromium tests take [`exclusive`] so that one browser runs at a time: on a 2-core machine two
+//! browsers painting 30 fps each would measure each other.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use base64::Engine;
+use fantoccini::{Client, ClientBuilder};
+use mjpeg_shared::stamp::{self, Stamp};
+use serde_json::{json, Value};
+
+use crate::eventually;
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session.
+pub struct Browser {
+    pub client: Client,
+    _driver: Driver,
+}
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held for the length of a browser test.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with the flags that work here as root and
+    /// offline (TOOLCHAIN.md), plus `extra` flags.
+    pub async fn start(extra: &[&str]) -> Result<Browser> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow!("chromedriver (installed by scripts/setup.sh): {e}"))?;
+        let profile = tempfile::tempdir()?;
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1024",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let driver = Driver {
+            child,
+            _profile: profile,
+        };
+        let caps = json!({
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = eventually(Duration::from_secs(15), || {
+            let (caps, url) = (caps.clone(), url.clone());
+            async move {
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                Ok(ClientBuilder::new(connector)
+                    .capabilities(caps)
+                    .connect(&url)
+                    .await
+                    .ok())
+            }
+        })
+        .await?;
+        Ok(Browser {
+            client,
+            _driver: driver,
+        })
+    }
+
+    /// Errors the page recorded (index.html collects console errors, uncaught exceptions and
+    /// unhandled rejections in `window.__errors`).
+    pub async fn errors(&self) -> Result<Vec<String>> {
+        let v = self
+            .client
+            .execute("return window.__errors || null", vec![])
+            .await?;
+        match v {
+            Value::Array(a) => Ok(a.iter().map(|e| e.to_string()).collect()),
+            _ => bail!("the page has no error log: not the dashboard's index.html"),
+        }
+    }
+
+    /// The `data-` attributes of stream `name`'s overlay with `role` (`primary` or `compare`),
+    /// or None while it is not on the page.
+    pub async fn overlay(&self, name: &str, role: &str) -> Result<Option<Overlay>> {
+        let v = self
+            .client
+            .execute(
+                "const el = document.querySelector(`[data-stream=\"${arguments[0]}\"] .overlay.${arguments[1]}`);
+                 return el ? Object.assign({}, el.dataset) : null;",
+                vec![json!(name), json!(role)],
+            )
+            .await?;
+        Ok((!v.is_null()).then_some(Overlay(v)))
+    }
+
+    /// Decodes the frame stamp from the top-left of the first element matching `selector`
+    /// (a canvas or an image), drawn onto a same-origin canvas. None before it shows a stamp.
+    pub async fn stamp(&self, selector: &str) -> Result<Option<Stamp>> {
+        let v = self
+            .client
+            .execute(
+                "const el = document.querySelector(arguments[0]);
+                 if (!el) return null;
+                 const w = el.naturalWidth ?? el.width, h = el.naturalHeight ?? el.height;
+                 if (!w || !h || w < arguments[1] || h < arguments[2]) return null;
+                 const c = document.createElement('canvas');
+                 c.width = arguments[1]; c.height = arguments[2];
+                 const ctx = c.getContext('2d');
+                 ctx.drawImage(el, 0, 0, c.width, c.height, 0, 0, c.width, c.height);
+                 const d = ctx.getImageData(0, 0, c.width, c.height).data;
+                 let s = ''; for (let i = 0; i < d.length; i++) s += String.fromCharCode(d[i]);
+                 return btoa(s);",
+                vec![json!(selector), json!(stamp::WIDTH), json!(stamp::HEIGHT)],
+            )
+            .await?;
+        let Some(b64) = v.as_str() else {
+            return Ok(None);
+        };
+        let rgba = base64::engine::general_purpose::STANDARD.decode(b64)?;
+        Ok(stamp::decode(&rgba, stamp::WIDTH, stamp::HEIGHT, 4))
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.client.close().await?;
+        Ok(())
+    }
+}
+
+/// An overlay's `data-` attributes (camelCased as in `element.dataset`).
+#[derive(Clone, Debug)]
+pub struct Overlay(pub Value);
+
+impl Overlay {
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+    pub fn num(&self, key: &str) -> Option<f64> {
+        self.str(key).and_then(|s| s.parse().ok())
+    }
+}
+
+/// The built dashboard (`dist/` at the repository root), or an error saying how to build it.
+pub fn dist() -> Result<PathBuf> {
+    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    if !dist.join("index.html").is_file() {
+        bail!(
+            "the dashboard is not built at {}: run `trunk build --release` from the repository \
+             root (scripts/test.sh does)",
+            dist.display()
+        );
+    }
+    Ok(dist)
+}

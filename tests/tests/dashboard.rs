@@ -1,0 +1,465 @@
+//! The Yew dashboard (the `trunk build --release` output in `dist/`, served by the real relay)
+//! in headless Chromium: what a person watching it would see, read from the overlay's `data-`
+//! attributes and from the pixels on screen (frame stamps decoded from the canvas and the
+//! `<img>`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use mjpeg_relay::RelayOptions;
+use mjpeg_relay_tests::browser::{dist, exclusive, Browser, Overlay};
+use mjpeg_relay_tests::proxy::BreakingProxy;
+use mjpeg_relay_tests::{eventually, now_micros, TestRelay};
+
+async fn relay(specs: &[&str]) -> Result<TestRelay> {
+    TestRelay::start_with_dashboard(specs, dist()?).await
+}
+
+/// Waits until stream `name`'s overlay with `role` satisfies `pred`; returns it.
+async fn overlay_where(
+    browser: &Browser,
+    name: &str,
+    role: &str,
+    within: Duration,
+    pred: impl Fn(&Overlay) -> bool,
+) -> Result<Overlay> {
+    let last = std::cell::RefCell::new(None);
+    let found = eventually(within, || async {
+        let o = browser.overlay(name, role).await?;
+        let ok = o.as_ref().is_some_and(&pred);
+        *last.borrow_mut() = o.clone();
+        Ok(ok.then_some(o).flatten())
+    })
+    .await;
+    found.map_err(|e| anyhow::anyhow!("{e}; last overlay of {name}/{role}: {:?}", last.borrow()))
+}
+
+fn playing_fetch(o: &Overlay) -> bool {
+    o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
+}
+
+#[tokio::test]
+async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay() -> Result<()> {
+    let _one = exclusive().await;
+    let relay = relay(&[
+        "main=test?size=640x480&fps=30",
+        "side=test?size=320x240&fps=10",
+    ])
+    .await?;
+    let browser = Browser::start(&[]).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/", relay.addr))
+        .await?;
+
+    // Both streams are listed, each with a viewer.
+    let names = eventually(Duration::from_secs(10), || async {
+        let v = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('[data-stream]')].map(e => e.dataset.stream)",
+                vec![],
+            )
+            .await?;
+        Ok((v.as_array().is_some_and(|a| a.len() == 2)).then_some(v))
+    })
+    .await?;
+    assert_eq!(names, serde_json::json!(["main", "side"]));
+
+    // The overlay settles on the source's rate (within 10%) and a positive loopback latency.
+    let o = overlay_where(&browser, "main", "primary", Duration::from_secs(15), |o| {
+        playing_fetch(o)
+            && o.num("fps").is_some_and(|f| (27.0..=33.0).contains(&f))
+            && o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+    let p50 = o.num("latencyP50Ms").unwrap();
+    let p95 = o.num("latencyP95Ms").unwrap();
+    assert!(p50 > 0.0 && p50 < 100.0, "p50 {p50} ms: {o:?}");
+    assert!(p95 >= p50 && p95 < 200.0, "p95 {p95} ms: {o:?}");
+    assert_eq!(o.str("latencyFlagged"), Some("false"));
+    let clock_error = o.num("clockErrorMs").expect("clock error shown");
+    assert!(
+        clock_error < 50.0,
+        "clock error {clock_error} ms on loopback"
+    );
+    assert_eq!(
+        (o.num("width"), o.num("height")),
+        (Some(640.0), Some(480.0))
+    );
+    assert!(
+        o.num("openBitmaps").unwrap() <= 2.0,
+        "bitmaps are closed: {o:?}"
+    );
+    let side = overlay_where(&browser, "side", "primary", Duration::from_secs(10), |o| {
+        playing_fetch(o) && o.num("fps").is_some_and(|f| (8.0..=12.0).contains(&f))
+    })
+    .await?;
+    assert_eq!(side.num("width"), Some(320.0));
+
+    // The canvas really shows the stream, live: its stamp decodes to a recent, advancing frame.
+    let canvas = "[data-stream=\"main\"] .pane.fetch canvas";
+    let first = eventually(Duration::from_secs(5), || browser.stamp(canvas)).await?;
+    let age_ms = now_micros().saturating_sub(first.capture_micros) / 1000;
+    assert!(age_ms < 500, "the canvas shows a frame {age_ms} ms old");
+    let later = eventually(Duration::from_secs(5), || async {
+        Ok(browser
+            .stamp(canvas)
+            .await?
+            .filter(|s| s.seq >= first.seq + 10))
+    })
+    .await?;
+    assert!(later.capture_micros > first.capture_micros);
+
+    // The embed panel offers the plain <img> for legacy pages, with this page's origin.
+    let snippet = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-stream=\"main\"] .snippet').textContent",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        snippet.as_str(),
+        Some(
+            format!(
+                "<img src=\"http://{}/streams/main.mjpg\" alt=\"main\">",
+                relay.addr
+            )
+            .as_str()
+        )
+    );
+
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn compare_mode_shows_the_latency_of_both_paths_and_their_difference() -> Result<()> {
+    let _one = exclusive().await;
+    let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
+    let browser = Browser::start(&[]).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/", relay.addr))
+        .await?;
+    overlay_where(
+        &browser,
+        "main",
+        "primary",
+        Duration::from_secs(15),
+        playing_fetch,
+    )
+    .await?;
+    browser
+        .client
+        .find(fantoccini::Locator::Css(
+            "[data-stream=\"main\"] input.compare",
+        ))
+        .await?
+        .click()
+        .await?;
+
+    // The <img> side reads its latency back from the stamp in its pixels.
+    let img = overlay_where(&browser, "main", "compare", Duration::from_secs(15), |o| {
+        o.str("transport") == Some("img")
+            && o.num("latencyP50Ms").is_some()
+            && o.num("fps").is_some_and(|f| f >= 20.0)
+    })
+    .await?;
+    let img_p50 = img.num("latencyP50Ms").unwrap();
+    assert!(
+        img_p50 > 0.0 && img_p50 < 100.0,
+        "img p50 {img_p50} ms: {img:?}"
+    );
+    let fetch = overlay_where(&browser, "main", "primary", Duration::from_secs(5), |o| {
+        playing_fetch(o) && o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+    assert!(fetch.num("latencyP50Ms").unwrap() < 100.0, "{fetch:?}");
+
+    // The difference is shown as a number.
+    let diff = eventually(Duration::from_secs(5), || async {
+        let v = browser
+            .client
+            .execute(
+                "const d = document.querySelector('[data-stream=\"main\"] .diff');
+                 return d ? d.dataset.compareDiffMs : null",
+                vec![],
+            )
+            .await?;
+        Ok(v.as_str().and_then(|s| s.parse::<f64>().ok()))
+    })
+    .await?;
+    assert!(diff.abs() < 100.0, "img - fetch = {diff} ms");
+
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_fetch_streaming_fails_a_plain_img_shows_the_stream_and_fetch_comes_back() -> Result<()>
+{
+    let _one = exclusive().await;
+    let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
+    // The page is reached through a proxy that drops every .frames request.
+    let proxy = BreakingProxy::start(relay.addr, true).await?;
+    let browser = Browser::start(&[]).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/", proxy.addr))
+        .await?;
+
+    let o = overlay_where(&browser, "main", "primary", Duration::from_secs(20), |o| {
+        o.str("transport") == Some("img-fallback")
+            && o.num("fps").is_some_and(|f| f >= 20.0)
+            && o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+    assert!(o.num("latencyP50Ms").unwrap() < 100.0, "{o:?}");
+    // It says so, in words.
+    let note = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-stream=\"main\"] .overlay.primary .note').textContent",
+            vec![],
+        )
+        .await?;
+    let note = note.as_str().unwrap_or_default();
+    assert!(
+        note.contains("plain <img>") && note.contains("fetch"),
+        "{note}"
+    );
+    // What the <img> shows is the live stream.
+    let shown = eventually(Duration::from_secs(5), || {
+        browser.stamp("[data-stream=\"main\"] .pane.fetch img")
+    })
+    .await?;
+    assert!(now_micros().saturating_sub(shown.capture_micros) < 1_000_000);
+
+    // Once fetch works again, the viewer returns to it by itself (retries back off from 2 s).
+    proxy.heal();
+    overlay_where(
+        &browser,
+        "main",
+        "primary",
+        Duration::from_secs(30),
+        playing_fetch,
+    )
+    .await?;
+    // And the fallback <img> is gone, its connection closed.
+    let imgs = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('[data-stream=\"main\"] img').length",
+            vec![],
+        )
+        .await?;
+    assert_eq!(imgs, serde_json::json!(0));
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_viewer_resumes_by_itself_after_the_relay_restarts() -> Result<()> {
+    let _one = exclusive().await;
+    let specs = ["main=test?size=320x240&fps=30"];
+    let options = || -> Result<RelayOptions> {
+        Ok(RelayOptions {
+            dashboard: dist()?,
+            ..RelayOptions::default()
+        })
+    };
+    let relay =
+        TestRelay::start_on(&specs, options()?, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = relay.addr;
+    let browser = Browser::start(&[]).await?;
+    browser.client.goto(&format!("http://{addr}/")).await?;
+    overlay_where(
+        &browser,
+        "main",
+        "primary",
+        Duration::from_secs(15),
+        playing_fetch,
+    )
+    .await?;
+    // Compare mode on: the plain <img> beside it must come back too.
+    browser
+        .client
+        .find(fantoccini::Locator::Css(
+            "[data-stream=\"main\"] input.compare",
+        ))
+        .await?
+        .click()
+        .await?;
+    overlay_where(&browser, "main", "compare", Duration::from_secs(10), |o| {
+        o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+
+    relay.stop().await?;
+    let down = Instant::now();
+    overlay_where(&browser, "main", "primary", Duration::from_secs(10), |o| {
+        o.str("state") == Some("reconnecting")
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let restarted_at = now_micros();
+    let relay = TestRelay::start_on(&specs, options()?, addr).await?;
+
+    // Frames captured by the new relay paint on the same page, through fetch, no reload.
+    let canvas = "[data-stream=\"main\"] .pane.fetch canvas";
+    let shown = eventually(Duration::from_secs(15), || async {
+        Ok(browser
+            .stamp(canvas)
+            .await?
+            .filter(|s| s.capture_micros > restarted_at))
+    })
+    .await?;
+    let o = overlay_where(
+        &browser,
+        "main",
+        "primary",
+        Duration::from_secs(10),
+        playing_fetch,
+    )
+    .await?;
+    let img = "[data-stream=\"main\"] .pane.img img";
+    eventually(Duration::from_secs(15), || async {
+        Ok(browser
+            .stamp(img)
+            .await?
+            .filter(|s| s.capture_micros > restarted_at))
+    })
+    .await?;
+    eprintln!(
+        "resumed {:?} after the relay went down; frame {} on screen; {o:?}",
+        down.elapsed(),
+        shown.seq
+    );
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn streams_beyond_the_connection_budget_pause_and_the_api_stays_responsive() -> Result<()> {
+    let _one = exclusive().await;
+    let specs: Vec<String> = (1..=6)
+        .map(|i| format!("s{i}=test?size=160x120&fps=10"))
+        .collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let relay = relay(&specs).await?;
+    let browser = Browser::start(&[]).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/", relay.addr))
+        .await?;
+
+    // Over HTTP/1.1: four stream connections, the first four streams play.
+    for name in ["s1", "s2", "s3", "s4"] {
+        overlay_where(
+            &browser,
+            name,
+            "primary",
+            Duration::from_secs(15),
+            playing_fetch,
+        )
+        .await?;
+    }
+    for name in ["s5", "s6"] {
+        let o = overlay_where(&browser, name, "primary", Duration::from_secs(5), |o| {
+            o.str("state") == Some("paused")
+        })
+        .await?;
+        assert_eq!(o.str("transport"), Some("none"));
+    }
+    let reason = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-stream=\"s5\"] .overlay .note').textContent",
+            vec![],
+        )
+        .await?;
+    assert!(
+        reason
+            .as_str()
+            .unwrap_or_default()
+            .contains("6 connections per host"),
+        "{reason}"
+    );
+    // The relay sees four viewers, one per playing stream.
+    let viewers: u64 = relay.json("/api/streams").await?["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["viewers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(viewers, 4);
+
+    // With four streams open, the page's own API calls still go straight through.
+    let ms = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const t = performance.now();
+             fetch('/api/time', {cache: 'no-store'}).then(r => r.json())
+               .then(() => done(performance.now() - t), e => done(-1));",
+            vec![],
+        )
+        .await?;
+    let ms = ms.as_f64().unwrap();
+    assert!(
+        (0.0..1000.0).contains(&ms),
+        "/api/time took {ms} ms from the page"
+    );
+
+    // Pausing a playing stream frees its slot for the next one.
+    browser
+        .client
+        .find(fantoccini::Locator::Css("[data-stream=\"s1\"] button.play"))
+        .await?
+        .click()
+        .await?;
+    overlay_where(
+        &browser,
+        "s5",
+        "primary",
+        Duration::from_secs(10),
+        playing_fetch,
+    )
+    .await?;
+    overlay_where(&browser, "s6", "primary", Duration::from_secs(2), |o| {
+        o.str("state") == Some("paused")
+    })
+    .await?;
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_webassembly_the_page_still_shows_the_stream_as_a_plain_img() -> Result<()> {
+    let _one = exclusive().await;
+    let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
+    // V8 in jitless mode (as in hardened browser profiles) has no WebAssembly: the dashboard
+    // cannot start.
+    let browser = Browser::start(&["--js-flags=--jitless"]).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/", relay.addr))
+        .await?;
+    let shown = eventually(Duration::from_secs(10), || browser.stamp("#plain img")).await?;
+    assert!(now_micros().saturating_sub(shown.capture_micros) < 1_000_000);
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
