@@ -11,6 +11,9 @@
 //!   camera-like frame again and again on one thread with the relay's own encoder, and reports
 //!   wall and CPU time per frame, the frame rate one core sustains and the JPEG size.
 //!
+//! - `mjpeg-bench dashboard URL`: the dashboard in headless Chromium; latency, FPS, main-thread
+//!   time, heap and DOM size over time (see `dashboard.rs`).
+//!
 //! `scripts/bench.sh` runs the configurations quoted in `docs/benchmarks.md`.
 
 use std::net::SocketAddr;
@@ -24,6 +27,8 @@ use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use mjpeg_shared::multipart::MultipartParser;
+
+mod dashboard;
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +81,23 @@ enum Cmd {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Watch the dashboard in headless Chromium and sample what it shows.
+    Dashboard {
+        /// The dashboard page, e.g. http://127.0.0.1:8080/
+        url: String,
+        #[arg(long, default_value = "main")]
+        stream: String,
+        /// Seconds sampled in all.
+        #[arg(long, default_value_t = 300.0)]
+        seconds: f64,
+        /// Seconds of fetch path alone before compare mode is switched on.
+        #[arg(long, default_value_t = 60.0)]
+        fetch_only: f64,
+        #[arg(long, default_value_t = 10.0)]
+        sample_every: f64,
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Encode a camera-like YUYV frame FRAMES times on this thread, as the camera source does.
     EncodeYuyv {
         #[arg(long, default_value_t = 1280)]
@@ -94,6 +116,31 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Dashboard {
+            url,
+            stream,
+            seconds,
+            fetch_only,
+            sample_every,
+            json,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(dashboard::run(dashboard::Opts {
+                url,
+                stream,
+                seconds,
+                fetch_only,
+                sample_every,
+            }))?;
+            let text = serde_json::to_string_pretty(&report)?;
+            println!("{text}");
+            if let Some(path) = json {
+                std::fs::write(path, text)?;
+            }
+            Ok(())
+        }
         Cmd::Frames {
             dir,
             count,

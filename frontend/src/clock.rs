@@ -40,13 +40,19 @@ impl ClockEstimator {
         if rtt_us.is_nan() || rtt_us < 0.0 || !server_us.is_finite() {
             return;
         }
+        let new = Probe {
+            offset_us: server_us - (t0_us + t3_us) / 2.0,
+            rtt_us,
+        };
+        // Each probe bounds the true offset to offset ± rtt/2. If an older probe's bound and
+        // this one's do not overlap, one of the clocks jumped (the machine slept, NTP stepped):
+        // the older probes describe a clock that no longer exists.
+        self.probes
+            .retain(|p| (p.offset_us - new.offset_us).abs() <= (p.rtt_us + new.rtt_us) / 2.0);
         if self.probes.len() == KEEP {
             self.probes.pop_front();
         }
-        self.probes.push_back(Probe {
-            offset_us: server_us - (t0_us + t3_us) / 2.0,
-            rtt_us,
-        });
+        self.probes.push_back(new);
     }
 
     /// The estimate from the fastest remembered probe, or None before the first.
@@ -126,6 +132,23 @@ mod tests {
         let e = c.estimate().unwrap();
         assert_eq!(e.error_us, 1000.0, "the old fast probe was forgotten");
         assert_eq!(e.offset_us, 0.0);
+    }
+
+    #[test]
+    fn a_clock_jump_discards_the_probes_from_before_it() {
+        let mut c = ClockEstimator::default();
+        // Fast probes agreeing on offset 0.
+        for i in 0..4 {
+            let t0 = 1e6 * i as f64;
+            c.add(t0, t0 + 100.0, t0 + 200.0);
+        }
+        assert_eq!(c.estimate().unwrap().offset_us, 0.0);
+        // The local clock lost 30 s (slept); a slower probe now sees offset +30 s.
+        let t0 = 10e6;
+        c.add(t0, t0 + 30e6 + 1000.0, t0 + 2000.0);
+        let e = c.estimate().unwrap();
+        assert_eq!(e.offset_us, 30e6, "the old, faster probes no longer win");
+        assert_eq!(e.error_us, 1000.0);
     }
 
     #[test]

@@ -24,11 +24,19 @@ mod web;
 
 fn main() {
     // index.html shows a plain <img> if the app never marks itself started (no WebAssembly,
-    // or the module failed to load).
+    // or the module failed to load). If that happened before a slow start, close it: it holds
+    // a connection outside the dashboard's budget.
+    let window = web::window();
     let _ = js_sys::Reflect::set(
-        &web::window(),
+        &window,
         &"__mjpegStarted".into(),
         &wasm_bindgen::JsValue::TRUE,
     );
+    if let Some(plain) = window.document().and_then(|d| d.get_element_by_id("plain")) {
+        if let Some(img) = plain.query_selector("img").ok().flatten() {
+            let _ = img.set_attribute("src", "");
+        }
+        plain.remove();
+    }
     yew::Renderer::<components::App>::new().render();
 }

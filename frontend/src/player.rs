@@ -7,14 +7,21 @@
 //! decoded bitmap waits in `pending` for the animation frame (a newer bitmap replaces it). Every
 //! bitmap is closed: on paint, when superseded, or when the player stops. No object URLs.
 //!
-//! Failure handling, decided after each attempt ends:
+//! Failure handling, decided after each attempt ends (its request is always aborted first, so
+//! a failed attempt never keeps a connection):
 //! - the relay does not answer `/api/time` either: it is down or restarting; reconnect quickly.
-//! - the stream was delivering frames and broke off: reconnect quickly (no fallback).
-//! - the relay answers but fetch streaming yielded nothing (a network or CORS error, a bad
-//!   status, a parse error, no frame within [`FIRST_FRAME_TIMEOUT_MS`]): fall back to a plain
-//!   `<img>` (the view renders it) and retry fetch with backoff; the first frame through fetch
-//!   ends the fallback.
+//! - the stream was delivering frames and broke off, or went silent for [`STALL_MS`] (a
+//!   connection lost without a reset): reconnect quickly (no fallback).
+//! - the relay answered with an error status (unknown stream, shutting down): retry with
+//!   backoff, no fallback: an `<img>` would get the same answer.
+//! - the relay answers, but streaming through fetch yielded nothing (a network or CORS error, a
+//!   body that is not the expected multipart, a stream cut before its first frame): fall back to
+//!   a plain `<img>` (the view renders it) and retry fetch with backoff; the first frame through
+//!   fetch ends the fallback.
 //! - the browser cannot read response bodies as streams: fall back for good.
+//!
+//! A connected stream with no frames yet (a source starting, a push stream with no pusher)
+//! simply waits: that is not fetch's fault, and an `<img>` would show nothing either.
 //!
 //! No Yew here: the view reads [`Player::view`] a few times a second.
 
@@ -22,7 +29,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Timeout;
+use gloo_timers::callback::Interval;
 use js_sys::{Reflect, Uint8Array};
 use mjpeg_shared::multipart::{MultipartParser, Part};
 use wasm_bindgen::{JsCast, JsValue};
@@ -36,8 +43,10 @@ use crate::clock::Estimate;
 use crate::stats::{FrameStats, Snapshot};
 use crate::web;
 
-/// An attempt that delivers no frame this long after it started counts as failed.
-pub const FIRST_FRAME_TIMEOUT_MS: u32 = 10_000;
+/// A stream that delivered frames and then sends nothing for this long is reconnected (every
+/// source the relay has sends at least one frame a second while it is being watched, NO SIGNAL
+/// included; a push stream whose pusher paused just reconnects, harmlessly).
+pub const STALL_MS: f64 = 15_000.0;
 /// Reconnect delays while the relay is down: doubling from the first to the last.
 const RECONNECT_MS: (u32, u32) = (250, 2_000);
 /// Delays between fetch retries while falling back to `<img>`.
@@ -86,7 +95,7 @@ enum Failure {
     Status(u16, String),
     Parse(String),
     Unsupported(&'static str),
-    NoFrame,
+    Stalled,
     Ended,
 }
 
@@ -97,11 +106,7 @@ impl fmt::Display for Failure {
             Failure::Status(code, msg) => write!(f, "the relay answered {code}: {msg}"),
             Failure::Parse(e) => write!(f, "the stream could not be parsed: {e}"),
             Failure::Unsupported(why) => f.write_str(why),
-            Failure::NoFrame => write!(
-                f,
-                "no frame arrived through fetch within {} s",
-                FIRST_FRAME_TIMEOUT_MS / 1000
-            ),
+            Failure::Stalled => write!(f, "nothing arrived for {} s", STALL_MS / 1000.0),
             Failure::Ended => f.write_str("the stream ended"),
         }
     }
@@ -118,6 +123,8 @@ pub struct PlayerView {
     pub first_paint_ms: Option<f64>,
     /// Parts the browser could not decode as images.
     pub undecodable: u64,
+    /// Stretches of the stream the parser refused (it resynchronises at the next boundary).
+    pub parse_errors: u64,
 }
 
 /// A running fetch-path player; stops (aborting its request) when dropped.
@@ -150,6 +157,9 @@ struct Inner {
     pending: RefCell<Option<Decoded>>,
     open_bitmaps: Cell<u32>,
     undecodable: Cell<u64>,
+    parse_errors: Cell<u64>,
+    /// Local time of the last chunk received, for the stall watchdog.
+    last_chunk_us: Cell<f64>,
     first_paint_ms: Cell<Option<f64>>,
     paint_frames: RefCell<Option<web::AnimationFrames>>,
 }
@@ -177,6 +187,8 @@ impl Player {
             pending: RefCell::new(None),
             open_bitmaps: Cell::new(0),
             undecodable: Cell::new(0),
+            parse_errors: Cell::new(0),
+            last_chunk_us: Cell::new(0.0),
             first_paint_ms: Cell::new(None),
             paint_frames: RefCell::new(None),
         });
@@ -199,6 +211,7 @@ impl Player {
             open_bitmaps: i.open_bitmaps.get(),
             first_paint_ms: i.first_paint_ms.get(),
             undecodable: i.undecodable.get(),
+            parse_errors: i.parse_errors.get(),
         }
     }
 }
@@ -230,11 +243,18 @@ async fn run(inner: Rc<Inner>) {
     let mut reconnect = RECONNECT_MS.0;
     let mut fallback = FALLBACK_RETRY_MS.0;
     loop {
+        if inner.stopped.get() {
+            return;
+        }
         inner.attempt_frames.set(0);
         let failure = match read_stream(&inner).await {
             Ok(()) => Failure::Ended,
             Err(f) => f,
         };
+        // However the attempt ended, its request ends here too.
+        if let Some(ctrl) = inner.abort.borrow_mut().take() {
+            ctrl.abort();
+        }
         if inner.stopped.get() {
             return;
         }
@@ -269,6 +289,15 @@ async fn run(inner: Rc<Inner>) {
                 reason: failure.to_string(),
             });
             RECONNECT_MS.0
+        } else if let Failure::Status(400..=499, _) = failure {
+            // The relay refused this stream (unknown, unauthorised); an <img> would be refused
+            // alike. A 5xx is more likely a gateway in between, and counts as a fetch failure.
+            inner.set_mode(Mode::Reconnecting {
+                reason: failure.to_string(),
+            });
+            let d = fallback;
+            fallback = (d * 2).min(FALLBACK_RETRY_MS.1);
+            d
         } else {
             inner.set_mode(Mode::Fallback {
                 reason: failure.to_string(),
@@ -306,21 +335,28 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
     init.set_signal(Some(&ctrl.signal()));
     init.set_cache(RequestCache::NoStore);
 
-    // Gives up on an attempt that delivers nothing: a stream that never starts (a buffering
-    // proxy, a response that never ends its headers) must not hold the fallback back forever.
-    let timed_out = Rc::new(Cell::new(false));
+    if inner.stopped.get() {
+        // Stopped between spawning and now: never open the request.
+        return Err(Failure::Ended);
+    }
+
+    // A connection can die without a reset (a laptop sleeping, a NAT forgetting it): then read()
+    // waits forever. Once frames flowed, silence for STALL_MS ends the attempt.
+    let stalled = Rc::new(Cell::new(false));
     let _watchdog = {
-        let (weak, ctrl, timed_out) = (Rc::downgrade(inner), ctrl.clone(), timed_out.clone());
-        Timeout::new(FIRST_FRAME_TIMEOUT_MS, move || {
-            if weak.upgrade().is_some_and(|i| i.attempt_frames.get() == 0) {
-                timed_out.set(true);
+        let (weak, ctrl, stalled) = (Rc::downgrade(inner), ctrl.clone(), stalled.clone());
+        Interval::new(STALL_MS as u32 / 3, move || {
+            if weak.upgrade().is_some_and(|i| {
+                i.attempt_frames.get() > 0 && web::now_us() - i.last_chunk_us.get() > STALL_MS * 1e3
+            }) {
+                stalled.set(true);
                 ctrl.abort();
             }
         })
     };
     let network = |e: JsValue| {
-        if timed_out.get() {
-            Failure::NoFrame
+        if stalled.get() {
+            Failure::Stalled
         } else {
             Failure::Network(describe(&e))
         }
@@ -368,12 +404,18 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
             .map_err(network)?
             .unchecked_into();
         let started = web::now_us();
+        inner.last_chunk_us.set(started);
         parser.push(&chunk.to_vec());
         loop {
             match parser.next_part() {
                 Ok(Some(part)) => inner.on_part(part),
                 Ok(None) => break,
-                Err(e) => return Err(Failure::Parse(e.to_string())),
+                // Before any frame: this is not our stream (something in between rewrote it).
+                Err(e) if inner.attempt_frames.get() == 0 => {
+                    return Err(Failure::Parse(e.to_string()))
+                }
+                // Mid-stream: the parser skips to the next boundary; count it and go on.
+                Err(_) => inner.parse_errors.set(inner.parse_errors.get() + 1),
             }
         }
         let now = web::now_us();

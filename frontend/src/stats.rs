@@ -207,7 +207,12 @@ impl FrameStats {
                 fps,
                 latency_ms: latency.map(|l| l.p50_ms),
             });
-            self.last_history = Some(now);
+            // Step by exactly a second (the overlay asks every 250 ms, so `now` overshoots),
+            // unless far behind (a hidden tab): then start again from now.
+            self.last_history = Some(match self.last_history {
+                Some(t) if now - t < 2.0 * HISTORY_STEP_US => t + HISTORY_STEP_US,
+                _ => now,
+            });
         }
 
         Snapshot {

@@ -73,6 +73,11 @@ pub fn page_protocol() -> String {
         .unwrap_or_default()
 }
 
+/// The page is in a background tab (no animation frames run).
+pub fn page_hidden() -> bool {
+    window().document().is_some_and(|d| d.hidden())
+}
+
 /// Sleeps `ms` milliseconds.
 pub async fn sleep_ms(ms: u32) {
     gloo_timers::future::TimeoutFuture::new(ms).await;

@@ -1,6 +1,6 @@
 //! The dashboard: the relay's streams, a viewer each, within the browser's connection budget.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use yew::prelude::*;
@@ -10,13 +10,41 @@ use crate::budget::{self, Grant, Want};
 use crate::hooks::{use_clock_probe, use_streams, ClockHandle};
 use crate::web;
 
+/// What the user asked for, by stream name: playing unless paused; compare off unless on.
+#[derive(Clone, Default, PartialEq)]
+struct Prefs {
+    paused: HashSet<String>,
+    compare: HashSet<String>,
+}
+
+enum Pref {
+    Play(String, bool),
+    Compare(String, bool),
+}
+
+impl Reducible for Prefs {
+    type Action = Pref;
+    // A reducer, not state copied at render time: two clicks between renders both count.
+    fn reduce(self: Rc<Self>, action: Pref) -> Rc<Self> {
+        let mut next = (*self).clone();
+        let (set, name, on) = match action {
+            Pref::Play(name, play) => (&mut next.paused, name, !play),
+            Pref::Compare(name, on) => (&mut next.compare, name, on),
+        };
+        if on {
+            set.insert(name);
+        } else {
+            set.remove(&name);
+        }
+        Rc::new(next)
+    }
+}
+
 #[component]
 pub fn App() -> Html {
     let (clock, estimate) = use_clock_probe();
     let streams = use_streams();
-    // What the user asked for, by stream name: playing unless paused; compare off unless on.
-    let paused = use_state(HashMap::<String, bool>::new);
-    let compare = use_state(HashMap::<String, bool>::new);
+    let prefs = use_reducer(Prefs::default);
     let protocol = use_memo((), |_| web::page_protocol());
     let slots = budget::slots_for(&protocol);
 
@@ -24,8 +52,8 @@ pub fn App() -> Html {
     let wants: Vec<Want> = list
         .iter()
         .map(|s| Want {
-            playing: !paused.get(&s.name).copied().unwrap_or(false),
-            connections: 1 + usize::from(compare.get(&s.name).copied().unwrap_or(false)),
+            playing: !prefs.paused.contains(&s.name),
+            connections: 1 + usize::from(prefs.compare.contains(&s.name)),
         })
         .collect();
     let grants = budget::allocate(&wants, slots);
@@ -39,24 +67,16 @@ pub fn App() -> Html {
     let cards = list.iter().zip(grants).map(|(info, grant)| {
         let name = info.name.clone();
         let on_play = {
-            let (paused, name) = (paused.clone(), name.clone());
-            Callback::from(move |play: bool| {
-                let mut next = (*paused).clone();
-                next.insert(name.clone(), !play);
-                paused.set(next);
-            })
+            let (prefs, name) = (prefs.clone(), name.clone());
+            Callback::from(move |play: bool| prefs.dispatch(Pref::Play(name.clone(), play)))
         };
         let on_compare = {
-            let (compare, name) = (compare.clone(), name.clone());
-            Callback::from(move |on: bool| {
-                let mut next = (*compare).clone();
-                next.insert(name.clone(), on);
-                compare.set(next);
-            })
+            let (prefs, name) = (prefs.clone(), name.clone());
+            Callback::from(move |on: bool| prefs.dispatch(Pref::Compare(name.clone(), on)))
         };
         html! {
-            <StreamCard key={name.clone()} info={Rc::new(info.clone())} {grant}
-                compare={compare.get(&name).copied().unwrap_or(false)} {on_play} {on_compare} />
+            <StreamCard key={name.clone()} info={Rc::new(info.clone())} {grant} epoch={streams.epoch}
+                compare={prefs.compare.contains(&name)} {on_play} {on_compare} />
         }
     });
 

@@ -12,6 +12,8 @@ use crate::player::Mode;
 #[derive(Properties, PartialEq)]
 pub struct FetchViewProps {
     pub name: AttrValue,
+    /// Relay restarts seen (for the fallback `<img>`).
+    pub epoch: u32,
     /// Receives the median latency at overlay rate (None in fallback).
     #[prop_or_default]
     pub on_p50: Callback<Option<f64>>,
@@ -53,8 +55,9 @@ pub fn FetchView(props: &FetchViewProps) -> Html {
                 }
             </div>
             if let Mode::Fallback { reason, retry } = &mode {
+                // No on_p50: the "<img> - fetch" difference means nothing while both are <img>s.
                 <ImgView name={props.name.clone()} transport="img-fallback" role="primary"
-                    on_p50={props.on_p50.clone()}
+                    epoch={props.epoch}
                     note={AttrValue::from(format!(
                         "showing a plain <img>: fetch streaming is unavailable ({reason}){}",
                         if *retry { "; retrying fetch with backoff" } else { "" }

@@ -9,6 +9,7 @@ use yew::prelude::*;
 use super::chart::Chart;
 use super::overlay::Overlay;
 use crate::hooks::use_stamp_reader;
+use crate::web;
 
 /// Wait before reloading an `<img>` whose stream failed or ended.
 const RELOAD_MS: u32 = 1_000;
@@ -20,6 +21,8 @@ pub struct ImgViewProps {
     pub transport: AttrValue,
     /// `primary` (the viewer's main picture) or `compare`.
     pub role: AttrValue,
+    /// Relay restarts seen: a change reloads the `<img>` (its stream ended without an event).
+    pub epoch: u32,
     #[prop_or_default]
     pub note: Option<AttrValue>,
     /// Receives the median latency at overlay rate.
@@ -32,7 +35,7 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
     let img = use_node_ref();
     let generation = use_state_eq(|| 0u32);
     let reload = use_mut_ref(|| None::<Timeout>);
-    let view = use_stamp_reader(img.clone(), *generation);
+    let view = use_stamp_reader(img.clone(), *generation + props.epoch);
 
     // An <img> whose stream broke (the relay restarted) shows its last frame forever: load it
     // again, under a new URL so no cache answers.
@@ -45,10 +48,13 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
             }));
         })
     };
-    // A stream that ended cleanly fires `load`; with a stamp, a frozen picture says the same.
+    // Chrome fires no event when a multipart image's stream ends cleanly (one `load` after the
+    // first frame, nothing after). With a stamp a frozen picture tells; otherwise `epoch` does.
+    // A hidden tab paints nothing, which is not a frozen stream.
     let frozen = view
         .as_ref()
-        .is_some_and(|v| v.stamped && v.stats.frozen && v.stats.fps == 0.0);
+        .is_some_and(|v| v.stamped && v.stats.frozen && v.stats.fps == 0.0)
+        && !web::page_hidden();
     {
         let onerror = onerror.clone();
         use_effect_with(frozen, move |frozen| {
@@ -79,9 +85,9 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
     }
 
     let base = format!("/streams/{}.mjpg", props.name);
-    let src = match *generation {
-        0 => base,
-        g => format!("{base}?reload={g}"),
+    let src = match (props.epoch, *generation) {
+        (0, 0) => base,
+        (e, g) => format!("{base}?reload={e}.{g}"),
     };
     let (stats, showing, stamped) = view
         .as_ref()
@@ -98,6 +104,7 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
                 <img ref={img} {src} alt={format!("stream {}", props.name)} {onerror} />
                 <Overlay role={props.role.clone()} transport={props.transport.clone()}
                     state={if showing { "playing" } else { "connecting" }}
+                    counts_frames={stamped || !showing}
                     {stats} {note} />
             </div>
             if let Some(v) = &view {

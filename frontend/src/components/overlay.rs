@@ -17,6 +17,10 @@ pub struct OverlayProps {
     /// `playing`, `waiting`, `reconnecting`, `fallback`, ...
     pub state: AttrValue,
     pub stats: Snapshot,
+    /// False when frames cannot be counted (an `<img>` showing a stream without a stamp):
+    /// FPS and latency are then unknown, not zero.
+    #[prop_or(true)]
+    pub counts_frames: bool,
     #[prop_or_default]
     pub first_paint_ms: Option<f64>,
     #[prop_or_default]
@@ -58,7 +62,7 @@ pub fn Overlay(props: &OverlayProps) -> Html {
         <div class={classes!("overlay", props.role.to_string(), s.frozen.then_some("frozen"))}
             data-transport={props.transport.clone()}
             data-state={props.state.clone()}
-            data-fps={num(s.fps)}
+            data-fps={props.counts_frames.then(|| num(s.fps))}
             data-latency-p50-ms={latency.map(|l| num(l.p50_ms))}
             data-latency-p95-ms={latency.map(|l| num(l.p95_ms))}
             data-latency-flagged={latency.map(|l| AttrValue::from(l.flagged.to_string()))}
@@ -73,7 +77,13 @@ pub fn Overlay(props: &OverlayProps) -> Html {
             data-first-paint-ms={props.first_paint_ms.map(num)}
             data-width={AttrValue::from(s.width.to_string())}
             data-height={AttrValue::from(s.height.to_string())}>
-            <div class="big">{ format!("{} · {:.1} fps{}", props.transport, s.fps, if s.frozen { " · frozen" } else { "" }) }</div>
+            <div class="big">{
+                if props.counts_frames {
+                    format!("{} · {:.1} fps{}", props.transport, s.fps, if s.frozen { " · frozen" } else { "" })
+                } else {
+                    format!("{} · fps unknown", props.transport)
+                }
+            }</div>
             <div>{ latency_line }</div>
             <div>{ format!(
                 "jitter {} · {}×{} · {:.1} KB · {:.0} kbit/s",

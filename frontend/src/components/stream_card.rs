@@ -16,6 +16,8 @@ use crate::budget::Grant;
 pub struct StreamCardProps {
     pub info: Rc<StreamInfo>,
     pub grant: Grant,
+    /// Relay restarts seen (plain `<img>`s reload on a change).
+    pub epoch: u32,
     pub compare: bool,
     pub on_play: Callback<bool>,
     pub on_compare: Callback<bool>,
@@ -56,11 +58,11 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
     let picture = match props.grant {
         Grant::Play => html! {
             <div class="panes">
-                <FetchView name={name.clone()} on_p50={
+                <FetchView name={name.clone()} epoch={props.epoch} on_p50={
                     let s = fetch_p50.clone(); Callback::from(move |v| s.set(v))
                 } />
                 if props.compare {
-                    <ImgView name={name.clone()} transport="img" role="compare" on_p50={
+                    <ImgView name={name.clone()} transport="img" role="compare" epoch={props.epoch} on_p50={
                         let s = img_p50.clone(); Callback::from(move |v| s.set(v))
                     } />
                 }

@@ -1,5 +1,9 @@
 //! The relay's stream list, polled from `/api/streams`. A failed poll keeps the last list (so
 //! viewers stay mounted and reconnect by themselves when the relay comes back) and says why.
+//!
+//! It also notices when the relay restarted: a poll succeeds after one failed, or a stream's
+//! `frames_produced` went down. A plain `<img>` needs that news: Chrome fires no event when a
+//! multipart image's stream ends cleanly, so it would show its last frame forever.
 
 use std::rc::Rc;
 
@@ -17,6 +21,8 @@ pub struct Streams {
     pub list: Option<Rc<Vec<StreamInfo>>>,
     /// Why the last poll failed, if it did.
     pub error: Option<String>,
+    /// Relay restarts seen since the page loaded.
+    pub epoch: u32,
 }
 
 #[hook]
@@ -29,19 +35,29 @@ pub fn use_streams() -> Streams {
             let weak = Rc::downgrade(&alive);
             spawn_local(async move {
                 let mut last: Option<Rc<Vec<StreamInfo>>> = None;
+                let (mut epoch, mut failed) = (0, false);
                 while weak.upgrade().is_some() {
                     let next = match web::get_json::<StreamList>("/api/streams").await {
                         Ok(list) => {
+                            if failed || restarted(last.as_deref(), &list.streams) {
+                                epoch += 1;
+                            }
+                            failed = false;
                             last = Some(Rc::new(list.streams));
                             Streams {
                                 list: last.clone(),
                                 error: None,
+                                epoch,
                             }
                         }
-                        Err(e) => Streams {
-                            list: last.clone(),
-                            error: Some(e),
-                        },
+                        Err(e) => {
+                            failed = last.is_some();
+                            Streams {
+                                list: last.clone(),
+                                error: Some(e),
+                                epoch,
+                            }
+                        }
                     };
                     if weak.upgrade().is_none() {
                         break;
@@ -54,4 +70,15 @@ pub fn use_streams() -> Streams {
         });
     }
     (*state).clone()
+}
+
+/// A stream counts fewer frames than before: the relay started over.
+fn restarted(before: Option<&Vec<StreamInfo>>, now: &[StreamInfo]) -> bool {
+    before.is_some_and(|before| {
+        now.iter().any(|s| {
+            before
+                .iter()
+                .any(|b| b.name == s.name && s.frames_produced < b.frames_produced)
+        })
+    })
 }
