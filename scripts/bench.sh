@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the figures in docs/benchmarks.md: builds release binaries, makes ~48 KB 640x480
 # frames, starts the relay on loopback and runs the load client against it, one configuration
-# after another. Results go to bench-out/*.json. Takes about 3 minutes.
+# after another, then the dashboard in headless Chromium for 5 minutes. Results go to
+# bench-out/*.json. Takes about 9 minutes.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cargo build --release -p mjpeg-relay -p mjpeg-bench
@@ -12,7 +13,7 @@ mkdir -p "$out"
 port=18090
 relay_pid=
 start_relay() {
-  target/release/mjpeg-relay --listen "127.0.0.1:$port" --stream "$1" --log warn &
+  target/release/mjpeg-relay --listen "127.0.0.1:$port" --stream "$1" "${@:2}" --log warn &
   relay_pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
   echo "relay did not start" >&2; exit 1
@@ -56,4 +57,13 @@ stop_relay
 echo "== camera: encoding raw 1280x720 YUYV frames on one core"
 target/release/mjpeg-bench encode-yuyv --width 1280 --height 720 --frames 300 > "$out/encode-yuyv.json"
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge encode-yuyv; do echo "--- $f"; cat "$out/$f.json"; echo; done
+echo "== dashboard in headless Chromium: test pattern 640x480 at 30 fps, 60 s fetch path, then compare mode"
+trunk build --release
+printf '{"wasm_bytes": %d, "wasm_gzip9_bytes": %d}\n' "$(stat -c %s dist/*.wasm)" \
+  "$(gzip -9 -c dist/*.wasm | wc -c)" > "$out/wasm-size.json"
+start_relay "main=test?size=640x480&fps=30" --dashboard dist
+target/release/mjpeg-bench dashboard "http://127.0.0.1:$port/" --seconds 300 --fetch-only 60 \
+  --json "$out/dashboard.json" >/dev/null
+stop_relay
+
+for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge encode-yuyv wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done

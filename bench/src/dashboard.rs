@@ -165,8 +165,22 @@ pub async fn run(o: Opts) -> Result<Value> {
         .collect();
     let heap: Vec<f64> = samples.iter().map(|s| s.heap_mb).collect();
     let dom: Vec<f64> = samples.iter().map(|s| s.dom_nodes).collect();
+    let series: Vec<Value> = samples
+        .iter()
+        .map(|s| {
+            json!({
+                "t": s.t,
+                "fetch_latency_p50_ms": s.fetch.num("latencyP50Ms"),
+                "img_latency_p50_ms": s.img.as_ref().and_then(|i| i.num("latencyP50Ms")),
+                "js_heap_mb": s.heap_mb,
+                "dom_nodes": s.dom_nodes,
+                "open_bitmaps": s.fetch.num("openBitmaps"),
+            })
+        })
+        .collect();
     Ok(json!({
         "url": o.url,
+        "series": series,
         "first_paint_ms": first_paint,
         "fetch_only": {
             "samples": fetch_only.len(),
