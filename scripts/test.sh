@@ -17,6 +17,11 @@ step "dashboard lints (wasm32)"
 cargo clippy -p mjpeg-frontend --target wasm32-unknown-unknown -- -D warnings
 step "dashboard unit tests (statistics, clock offset, connection budget; on the host)"
 cargo test -p mjpeg-frontend
+step "dashboard browser tests (player, stamp readback; wasm-bindgen-test in headless Chromium)"
+# The runner takes Chromium's flags from frontend/webdriver.json (root, no sandbox, offline).
+CHROMEDRIVER=/usr/bin/chromedriver \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p mjpeg-frontend --target wasm32-unknown-unknown
 step "dashboard (trunk build --release)"
 trunk build --release
 step "tests"

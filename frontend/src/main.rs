@@ -13,6 +13,8 @@
 //! - [`web`]: small helpers over browser APIs.
 #![forbid(unsafe_code)]
 
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
 mod budget;
 mod clock;
 mod components;

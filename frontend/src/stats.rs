@@ -81,6 +81,8 @@ pub struct FrameStats {
     last_transit: Option<f64>,
     jitter_us: Option<f64>,
     last_seq: Option<u64>,
+    /// Set by [`FrameStats::restart`]: the next sequence number is not compared with the last.
+    new_run: bool,
     last_paint: Option<f64>,
     frames: u64,
     skipped_upstream: u64,
@@ -141,22 +143,23 @@ impl FrameStats {
         prune(&mut self.work, at - LATENCY_WINDOW_US);
     }
 
-    /// Forgets the sequence and transit history, keeping counters: the next frame starts a new
-    /// run (a reconnect), so neither a sequence gap nor a jitter step is counted across it.
+    /// The next frame starts a new run (a reconnect): neither a sequence gap nor a jitter step
+    /// is counted across the break. Counters and the last sequence number shown stay.
     pub fn restart(&mut self) {
-        self.last_seq = None;
+        self.new_run = true;
         self.last_transit = None;
     }
 
     fn observe_seq(&mut self, seq: Option<u64>) {
         let Some(seq) = seq else { return };
-        if let Some(last) = self.last_seq {
+        if let (Some(last), false) = (self.last_seq, self.new_run) {
             // A lower number means the relay restarted its count: a new run, not a gap.
             if seq > last {
                 self.skipped_upstream += seq - last - 1;
             }
         }
         self.last_seq = Some(seq);
+        self.new_run = false;
     }
 
     fn observe_transit(&mut self, at: f64, capture_us: Option<f64>) {
@@ -347,6 +350,18 @@ mod tests {
         assert_eq!(snap.skipped_upstream, 2 + 3);
         assert_eq!(snap.skipped_here, 1);
         assert_eq!(snap.last_seq, Some(1));
+    }
+
+    #[test]
+    fn a_reconnect_is_not_a_gap_and_keeps_the_last_sequence_shown() {
+        let mut s = FrameStats::new();
+        s.on_received(0.0, Some(10), None, 1);
+        s.restart();
+        assert_eq!(s.snapshot(1.0, None).last_seq, Some(10));
+        // The relay skipped nothing for this connection: the new run starts wherever it is.
+        s.on_received(2.0, Some(50), None, 1);
+        s.on_received(3.0, Some(52), None, 1);
+        assert_eq!(s.snapshot(4.0, None).skipped_upstream, 1);
     }
 
     #[test]

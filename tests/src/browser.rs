@@ -153,6 +153,11 @@ impl Browser {
         Ok(stamp::decode(&rgba, stamp::WIDTH, stamp::HEIGHT, 4))
     }
 
+    /// Process id of chromedriver (Chromium's processes are its descendants).
+    pub fn driver_pid(&self) -> u32 {
+        self._driver.child.id()
+    }
+
     pub async fn close(self) -> Result<()> {
         self.client.close().await?;
         Ok(())

@@ -93,7 +93,7 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
         "bitmaps are closed: {o:?}"
     );
     let side = overlay_where(&browser, "side", "primary", Duration::from_secs(10), |o| {
-        playing_fetch(o) && o.num("fps").is_some_and(|f| (8.0..=12.0).contains(&f))
+        playing_fetch(o) && o.num("fps").is_some_and(|f| (9.0..=11.0).contains(&f))
     })
     .await?;
     assert_eq!(side.num("width"), Some(320.0));
@@ -167,7 +167,7 @@ async fn compare_mode_shows_the_latency_of_both_paths_and_their_difference() -> 
     let img = overlay_where(&browser, "main", "compare", Duration::from_secs(15), |o| {
         o.str("transport") == Some("img")
             && o.num("latencyP50Ms").is_some()
-            && o.num("fps").is_some_and(|f| f >= 20.0)
+            && o.num("fps").is_some_and(|f| (27.0..=33.0).contains(&f))
     })
     .await?;
     let img_p50 = img.num("latencyP50Ms").unwrap();
@@ -179,22 +179,43 @@ async fn compare_mode_shows_the_latency_of_both_paths_and_their_difference() -> 
         playing_fetch(o) && o.num("latencyP50Ms").is_some()
     })
     .await?;
-    assert!(fetch.num("latencyP50Ms").unwrap() < 100.0, "{fetch:?}");
+    let fetch_p50 = fetch.num("latencyP50Ms").unwrap();
+    assert!(fetch_p50 > 0.0 && fetch_p50 < 100.0, "{fetch:?}");
 
-    // The difference is shown as a number.
-    let diff = eventually(Duration::from_secs(5), || async {
+    // Let both 2 s windows hold only steady-state frames (the <img>'s first frame is the one
+    // the relay already had when it connected, up to a frame period old).
+    overlay_where(&browser, "main", "compare", Duration::from_secs(10), |o| {
+        o.num("frames").is_some_and(|f| f >= 90.0)
+    })
+    .await?;
+    // The difference is shown as a number: the two medians' difference, read in one go with
+    // them. Within 10 ms: the <img> path costs no extra frame period (a frame is 33 ms).
+    let (diff, img_p50, fetch_p50) = eventually(Duration::from_secs(5), || async {
         let v = browser
             .client
             .execute(
-                "const d = document.querySelector('[data-stream=\"main\"] .diff');
-                 return d ? d.dataset.compareDiffMs : null",
+                "const c = document.querySelector('[data-stream=\"main\"]');
+                 const d = c.querySelector('.diff');
+                 return d ? [d.dataset.compareDiffMs,
+                             c.querySelector('.overlay.compare').dataset.latencyP50Ms,
+                             c.querySelector('.overlay.primary').dataset.latencyP50Ms] : null",
                 vec![],
             )
             .await?;
-        Ok(v.as_str().and_then(|s| s.parse::<f64>().ok()))
+        let num = |i: usize| {
+            v.get(i)
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse::<f64>().ok())
+        };
+        Ok(num(0).zip(num(1)).zip(num(2)).map(|((d, i), f)| (d, i, f)))
     })
     .await?;
-    assert!(diff.abs() < 100.0, "img - fetch = {diff} ms");
+    assert!(diff.abs() < 10.0, "img - fetch = {diff} ms");
+    // The overlays refresh on their own 250 ms ticks, so allow what one tick can move.
+    assert!(
+        (diff - (img_p50 - fetch_p50)).abs() < 5.0,
+        "shown {diff} ms, overlays {img_p50} - {fetch_p50} ms"
+    );
 
     assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
@@ -217,11 +238,12 @@ async fn when_fetch_streaming_fails_a_plain_img_shows_the_stream_and_fetch_comes
 
     let o = overlay_where(&browser, "main", "primary", Duration::from_secs(20), |o| {
         o.str("transport") == Some("img-fallback")
-            && o.num("fps").is_some_and(|f| f >= 20.0)
+            && o.num("fps").is_some_and(|f| (27.0..=33.0).contains(&f))
             && o.num("latencyP50Ms").is_some()
     })
     .await?;
-    assert!(o.num("latencyP50Ms").unwrap() < 100.0, "{o:?}");
+    let p50 = o.num("latencyP50Ms").unwrap();
+    assert!(p50 > 0.0 && p50 < 100.0, "{o:?}");
     // It says so, in words.
     let note = browser
         .client
@@ -261,6 +283,12 @@ async fn when_fetch_streaming_fails_a_plain_img_shows_the_stream_and_fetch_comes
         )
         .await?;
     assert_eq!(imgs, serde_json::json!(0));
+    eventually(Duration::from_secs(5), || async {
+        Ok((relay.json("/api/streams/main").await?["viewers"] == 1).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the relay should see one viewer (the fetch path): {e}"))?;
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
     relay.stop().await?;
     Ok(())
@@ -303,6 +331,11 @@ async fn the_viewer_resumes_by_itself_after_the_relay_restarts() -> Result<()> {
     })
     .await?;
 
+    // Marks this page: a reload would lose it.
+    browser
+        .client
+        .execute("window.__samePage = true", vec![])
+        .await?;
     relay.stop().await?;
     let down = Instant::now();
     overlay_where(&browser, "main", "primary", Duration::from_secs(10), |o| {
@@ -343,6 +376,11 @@ async fn the_viewer_resumes_by_itself_after_the_relay_restarts() -> Result<()> {
         down.elapsed(),
         shown.seq
     );
+    let same = browser
+        .client
+        .execute("return window.__samePage === true", vec![])
+        .await?;
+    assert_eq!(same, serde_json::json!(true), "the page was reloaded");
     assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
     relay.stop().await?;
@@ -436,10 +474,27 @@ async fn streams_beyond_the_connection_budget_pause_and_the_api_stays_responsive
         playing_fetch,
     )
     .await?;
-    overlay_where(&browser, "s6", "primary", Duration::from_secs(2), |o| {
-        o.str("state") == Some("paused")
+    // s6 stays paused, and the relay sees s2..s5 only.
+    let viewers = || async {
+        let list = relay.json("/api/streams").await?;
+        let v: Vec<u64> = list["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["viewers"].as_u64().unwrap())
+            .collect();
+        anyhow::Ok(v)
+    };
+    eventually(Duration::from_secs(5), || async {
+        Ok((viewers().await? == [0, 1, 1, 1, 1, 0]).then_some(()))
     })
     .await?;
+    for _ in 0..4 {
+        let o = browser.overlay("s6", "primary").await?.unwrap();
+        assert_eq!(o.str("state"), Some("paused"), "{o:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(viewers().await?, [0, 1, 1, 1, 1, 0]);
     assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
     relay.stop().await?;

@@ -76,7 +76,7 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
                 "paused: the {slots} stream connections this page may hold are in use by the \
                  streams above. Over HTTP/1.1 a browser opens 6 connections per host, shared by \
                  all its tabs, and the dashboard keeps 2 free for its own requests. Pause \
-                 another stream, or serve the relay over HTTPS (HTTP/2)."
+                 another stream, or put the relay behind an HTTPS front end that speaks HTTP/2."
             )} />
         },
     };

@@ -1,0 +1,184 @@
+//! Unit tests of the parts that need a browser (the fetch-path player, the `<img>` stamp
+//! reader), run in headless Chromium by `wasm-bindgen-test-runner` (scripts/test.sh). The
+//! frames are real JPEGs made by the browser's own encoder (`canvas.toBlob`), carrying the
+//! frame stamp, served from Blob URLs so no relay is needed.
+
+use js_sys::{Array, Promise, Uint8Array};
+use mjpeg_shared::stamp::{self, Stamp};
+use mjpeg_shared::wire::{Layout, FRAMES_CONTENT_TYPE};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{Clamped, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use web_sys::{
+    Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement,
+    ImageData, Url,
+};
+
+use crate::clock::Estimate;
+use crate::player::Player;
+use crate::stamp_reader::StampReader;
+use crate::web;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const W: u32 = 160;
+const H: u32 = 120;
+
+fn canvas(w: u32, h: u32) -> HtmlCanvasElement {
+    let c: HtmlCanvasElement = web::window()
+        .document()
+        .unwrap()
+        .create_element("canvas")
+        .unwrap()
+        .unchecked_into();
+    c.set_width(w);
+    c.set_height(h);
+    c
+}
+
+fn ctx(c: &HtmlCanvasElement) -> CanvasRenderingContext2d {
+    c.get_context("2d").unwrap().unwrap().unchecked_into()
+}
+
+/// A grey W x H JPEG, encoded by the browser, with `stamp` painted in if given.
+async fn jpeg(stamp: Option<Stamp>) -> Vec<u8> {
+    let mut rgb = vec![90u8; (W * H * 3) as usize];
+    if let Some(s) = stamp {
+        stamp::draw_rgb(s, &mut rgb, W as usize, H as usize);
+    }
+    let rgba: Vec<u8> = rgb
+        .chunks(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    let c = canvas(W, H);
+    let data = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), W, H).unwrap();
+    ctx(&c).put_image_data(&data, 0.0, 0.0).unwrap();
+    let done = Promise::new(&mut |resolve, _| {
+        let cb = Closure::once_into_js(move |blob: JsValue| {
+            resolve.call1(&JsValue::NULL, &blob).unwrap();
+        });
+        c.to_blob_with_type_and_encoder_options(cb.unchecked_ref(), "image/jpeg", &0.9.into())
+            .unwrap();
+    });
+    let blob: Blob = JsFuture::from(done).await.unwrap().unchecked_into();
+    let buf = JsFuture::from(blob.array_buffer()).await.unwrap();
+    Uint8Array::new(&buf).to_vec()
+}
+
+fn blob_url(bytes: &[u8], content_type: &str) -> String {
+    let opts = BlobPropertyBag::new();
+    opts.set_type(content_type);
+    let blob =
+        Blob::new_with_u8_array_sequence_and_options(&Array::of1(&Uint8Array::from(bytes)), &opts)
+            .unwrap();
+    Url::create_object_url_with_blob(&blob).unwrap()
+}
+
+/// Polls `check` every 20 ms for up to `ms`; returns its first Some.
+async fn until<T>(ms: u32, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..ms / 20 {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        web::sleep_ms(20).await;
+    }
+    check()
+}
+
+#[wasm_bindgen_test]
+async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap() {
+    let mut body = Vec::new();
+    for seq in 1..=3u32 {
+        let s = Stamp {
+            seq,
+            capture_micros: 1_700_000_000_000_000 + u64::from(seq) * 33_333,
+        };
+        Layout::Frames.write_part(
+            &mut body,
+            &jpeg(Some(s)).await,
+            u64::from(seq),
+            s.capture_micros,
+        );
+    }
+    let url = blob_url(&body, FRAMES_CONTENT_TYPE);
+    let c = canvas(1, 1);
+    let player = Player::start(url.clone(), c.clone()).unwrap();
+
+    // The moment frame 3 is painted and nothing is left open (before the player, finding the
+    // body ended, reconnects and plays it again).
+    let view = until(5_000, || {
+        let v = player.view(None);
+        let done = v.stats.frames + v.stats.skipped_here == 3;
+        (done && v.stats.last_seq == Some(3) && v.open_bitmaps == 0).then_some(v)
+    })
+    .await
+    .unwrap_or_else(|| panic!("frame 3 painted within 5 s: {:?}", player.view(None)));
+    // Every part was either painted or superseded by a newer one (the condition above), and
+    // frame 3, the newest, was painted.
+    assert!(view.stats.frames >= 1, "{view:?}");
+    assert_eq!(view.stats.skipped_upstream, 0);
+    assert_eq!((view.stats.width, view.stats.height), (W, H));
+    assert_eq!((c.width(), c.height()), (W, H));
+
+    // The canvas shows frame 3: its stamp, read back from the pixels.
+    let px = ctx(&c)
+        .get_image_data(0.0, 0.0, stamp::WIDTH as f64, stamp::HEIGHT as f64)
+        .unwrap()
+        .data();
+    let shown = stamp::decode(&px, stamp::WIDTH, stamp::HEIGHT, 4).expect("a stamp on the canvas");
+    assert_eq!(shown.seq, 3);
+    drop(player);
+    Url::revoke_object_url(&url).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_body_that_is_not_multipart_is_reported_as_a_parse_error() {
+    // What a middlebox that rewrites the response looks like: the right type, other bytes.
+    let url = blob_url(&vec![b'x'; 100_000], FRAMES_CONTENT_TYPE);
+    let player = Player::start(url.clone(), canvas(1, 1)).unwrap();
+    // /api/time does not answer here, so the player takes the relay for down rather than
+    // falling back: the parse error is what it must report.
+    let view = until(5_000, || {
+        let v = player.view(None);
+        matches!(v.mode, crate::player::Mode::Reconnecting { .. }).then_some(v)
+    })
+    .await
+    .expect("the attempt ended");
+    let crate::player::Mode::Reconnecting { reason } = view.mode else {
+        unreachable!()
+    };
+    assert!(reason.contains("could not be parsed"), "{reason}");
+    assert_eq!(view.stats.frames, 0);
+    drop(player);
+    Url::revoke_object_url(&url).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn stamp_reader_reads_an_img_and_knows_a_picture_without_a_stamp() {
+    let clock = Some(Estimate {
+        offset_us: 0.0,
+        error_us: 100.0,
+    });
+    let stamped = Stamp {
+        seq: 42,
+        capture_micros: 1_700_000_000_123_456,
+    };
+    for (stamp, want) in [(Some(stamped), Some(42)), (None, None)] {
+        let url = blob_url(&jpeg(stamp).await, "image/jpeg");
+        let img = HtmlImageElement::new().unwrap();
+        img.set_src(&url);
+        let reader = StampReader::start(img).unwrap();
+        until(5_000, || reader.view(clock).showing.then_some(()))
+            .await
+            .expect("the image loaded within 5 s");
+        // Some animation frames later the stamp is read, or known to be absent.
+        let view = until(1_000, || Some(reader.view(clock)).filter(|v| v.stamped))
+            .await
+            .unwrap_or_else(|| reader.view(clock));
+        assert_eq!(view.stamped, want.is_some(), "{view:?}");
+        assert_eq!(view.stats.last_seq, want);
+        assert_eq!(view.stats.frames, u64::from(want.is_some()));
+        Url::revoke_object_url(&url).unwrap();
+    }
+}
