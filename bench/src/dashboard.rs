@@ -24,17 +24,6 @@ pub struct Opts {
     pub sample_every: f64,
 }
 
-/// Parent process id, from /proc.
-fn ppid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// CPU seconds (user + system) of a process's main thread: the thread whose id is the process
 /// id (`/proc/PID/stat` would sum all threads). Assumes USER_HZ = 100, as on every Linux here.
 fn main_thread_cpu(pid: u32) -> Option<f64> {
@@ -44,32 +33,34 @@ fn main_thread_cpu(pid: u32) -> Option<f64> {
     Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
 }
 
-/// The renderer process of this browser's page: among Chromium renderers descending from
-/// `driver` (chromedriver), the one whose main thread has worked most so far.
-fn page_renderer(driver: u32) -> Option<u32> {
-    let descends = |mut pid: u32| {
-        for _ in 0..16 {
-            match ppid(pid) {
-                Some(p) if p == driver => return true,
-                Some(p) if p > 1 => pid = p,
-                _ => return false,
-            }
-        }
-        false
+/// Main-thread CPU of every Chromium renderer process now.
+fn renderers() -> Vec<(u32, f64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
     };
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
+    dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--type=renderer"))
         })
-        .filter(|pid| descends(*pid))
-        .max_by(|a, b| {
-            let (a, b) = (main_thread_cpu(*a), main_thread_cpu(*b));
-            a.unwrap_or(0.0).total_cmp(&b.unwrap_or(0.0))
+        .filter_map(|pid| Some((pid, main_thread_cpu(pid)?)))
+        .collect()
+}
+
+/// The renderer painting the page: of all renderers, the one whose main thread worked most
+/// over two seconds of playback (a spare renderer, or another browser's, sits idle).
+async fn page_renderer() -> Option<u32> {
+    let before = renderers();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    renderers()
+        .into_iter()
+        .filter_map(|(pid, cpu)| {
+            let was = before.iter().find(|(p, _)| *p == pid)?.1;
+            Some((pid, cpu - was))
         })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(pid, _)| pid)
 }
 
 struct Sample {
@@ -130,7 +121,9 @@ pub async fn run(o: Opts) -> Result<Value> {
     };
     // Let the 2 s latency window fill.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let renderer = page_renderer(browser.driver_pid()).context("the page's renderer process")?;
+    let renderer = page_renderer()
+        .await
+        .context("the page's renderer process")?;
 
     let t0 = Instant::now();
     let mut samples = Vec::new();
@@ -139,13 +132,7 @@ pub async fn run(o: Opts) -> Result<Value> {
         let t = t0.elapsed().as_secs_f64();
         if !compare_on && t >= o.fetch_only {
             browser
-                .client
-                .find(fantoccini::Locator::Css(&format!(
-                    "[data-stream=\"{}\"] input.compare",
-                    o.stream
-                )))
-                .await?
-                .click()
+                .click(&format!("[data-stream=\"{}\"] input.compare", o.stream))
                 .await?;
             compare_on = true;
             tokio::time::sleep(Duration::from_secs(3)).await;

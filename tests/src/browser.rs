@@ -153,9 +153,14 @@ impl Browser {
         Ok(stamp::decode(&rgba, stamp::WIDTH, stamp::HEIGHT, 4))
     }
 
-    /// Process id of chromedriver (Chromium's processes are its descendants).
-    pub fn driver_pid(&self) -> u32 {
-        self._driver.child.id()
+    /// Clicks the first element matching `css`.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await?
+            .click()
+            .await?;
+        Ok(())
     }
 
     pub async fn close(self) -> Result<()> {
