@@ -38,9 +38,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Python packages for the push examples' tests (examples/push_opencv.py).
-if [ "$mode" != "--run" ] && ! python3 -c "import cv2, numpy, requests" 2>/dev/null; then
-  log "pip install requests opencv-python-headless"
-  python3 -m pip install --quiet --disable-pip-version-check requests opencv-python-headless
+if [ "$mode" != "--run" ] && ! python3 -c "import cv2, numpy, requests, prometheus_client" 2>/dev/null; then
+  log "pip install requests opencv-python-headless prometheus-client"
+  python3 -m pip install --quiet --disable-pip-version-check requests opencv-python-headless \
+    prometheus-client
 fi
 
 # Rust targets and tools.

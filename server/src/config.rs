@@ -85,6 +85,14 @@ pub struct Cli {
     )]
     pub ingest_token: Option<Secret>,
 
+    /// At most this many viewers over all streams; more get 503 with Retry-After.
+    #[arg(long, value_name = "N")]
+    pub max_viewers: Option<u64>,
+
+    /// At most this many viewers on any one stream; more get 503 with Retry-After.
+    #[arg(long, value_name = "N")]
+    pub max_viewers_per_stream: Option<u64>,
+
     /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
     /// show NO SIGNAL while retrying).
     #[arg(long)]
@@ -106,6 +114,15 @@ pub enum Command {
     Cameras,
 }
 
+/// Caps on viewers; beyond them a stream request gets 503 with `Retry-After`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Over all streams together.
+    pub max_viewers: Option<u64>,
+    /// On each stream.
+    pub max_viewers_per_stream: Option<u64>,
+}
+
 /// Everything the relay runs with, from the file (if any) and the flags, flags winning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -114,6 +131,7 @@ pub struct Settings {
     pub require_camera: bool,
     pub ingest_token: Option<Secret>,
     pub log: String,
+    pub limits: Limits,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
 }
@@ -162,6 +180,10 @@ impl Cli {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".into()),
+            limits: Limits {
+                max_viewers: self.max_viewers.or(file.max_viewers),
+                max_viewers_per_stream: self.max_viewers_per_stream.or(file.max_viewers_per_stream),
+            },
             streams,
         })
     }
@@ -171,6 +193,8 @@ impl Cli {
 #[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    pub max_viewers: Option<u64>,
+    pub max_viewers_per_stream: Option<u64>,
     pub dashboard: Option<PathBuf>,
     pub require_camera: Option<bool>,
     pub ingest_token: Option<Secret>,
@@ -184,6 +208,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     listen: Option<SocketAddr>,
+    max_viewers: Option<u64>,
+    max_viewers_per_stream: Option<u64>,
     dashboard: Option<PathBuf>,
     require_camera: Option<bool>,
     ingest_token: Option<toml::Spanned<String>>,
@@ -234,6 +260,8 @@ impl FileConfig {
         }
         Ok(FileConfig {
             listen: raw.listen,
+            max_viewers: raw.max_viewers,
+            max_viewers_per_stream: raw.max_viewers_per_stream,
             dashboard: raw.dashboard,
             require_camera: raw.require_camera,
             ingest_token: raw

@@ -38,6 +38,9 @@ pub enum ApiError {
     #[error("the relay is shutting down")]
     ShuttingDown,
 
+    #[error("{scope} already has its maximum of {limit} viewers; try again later")]
+    TooManyViewers { scope: String, limit: u64 },
+
     #[error("stream {name:?} does not take pushed frames (its source is {source_spec}); use a stream with source \"push\"")]
     NotPushStream { name: String, source_spec: String },
 
@@ -68,6 +71,10 @@ pub enum ApiError {
     BodyIdle { seconds: u64 },
 }
 
+/// What a refused viewer is told to wait: long enough not to hammer a full relay, short enough
+/// that a freed place is taken soon.
+const RETRY_AFTER_SECS: &str = "5";
+
 impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -86,7 +93,9 @@ impl ResponseError for ApiError {
             ApiError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::TooManyViewers { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -98,6 +107,12 @@ impl ResponseError for ApiError {
             .with_status(self.status())
             .with_header("Cache-Control", "no-store")
             .into_response();
+        if matches!(self, ApiError::TooManyViewers { .. }) {
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                poem::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         if matches!(self, ApiError::MissingToken) {
             resp.headers_mut().insert(
                 poem::http::header::WWW_AUTHENTICATE,

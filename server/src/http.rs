@@ -8,6 +8,7 @@
 //! | `POST /streams/NAME/ingest` | frames pushed into a `push` stream ([`crate::ingest`]) |
 //! | `GET /api/streams`, `/api/streams/NAME`, `/api/time` | JSON |
 //! | `GET /healthz` | liveness |
+//! | `GET /metrics` | Prometheus / OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /` | the dashboard from `dist/`, or a built-in page |
 //!
 //! Stream responses are never compressed (there is no compression middleware at all: an encoder
@@ -46,7 +47,8 @@ pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
         .at("/api/streams", get(list_streams))
         .at("/api/streams/:name", get(stream_info))
         .at("/api/time", get(server_time))
-        .at("/healthz", get(healthz));
+        .at("/healthz", get(healthz))
+        .at("/metrics", get(metrics));
     if relay.dashboard.join("index.html").is_file() {
         route = route.nest(
             "/",
@@ -157,8 +159,9 @@ fn serve_stream(
         layout = ?opts.layout,
     );
     span.in_scope(|| tracing::debug!(fps = ?opts.max_fps, "viewer connected"));
+    let admission = viewer::admit(relay, &stream)?;
     let name = stream.name.clone();
-    let body = viewer::body(stream, opts, conn, relay.shutdown.clone(), span);
+    let body = viewer::body(stream, opts, conn, relay.shutdown.clone(), span, admission);
     Ok(Response::builder()
         .content_type(opts.layout.content_type())
         .header("Cache-Control", "no-cache, no-store, must-revalidate")
@@ -269,6 +272,14 @@ fn healthz(relay: Data<&Arc<Relay>>) -> Json<Health> {
         status: "ok".into(),
         streams: relay.streams.len() as u64,
     })
+}
+
+#[handler]
+fn metrics(relay: Data<&Arc<Relay>>) -> Response {
+    Response::builder()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .header("Cache-Control", "no-store")
+        .body(crate::metrics::render(&relay.streams))
 }
 
 #[handler]

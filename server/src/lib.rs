@@ -11,6 +11,7 @@
 //! - [`conn`]: accepting and serving connections; flush tracking that keeps frames from piling up.
 //! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
 //! - [`ingest`]: `POST /streams/NAME/ingest`, frames pushed by other processes.
+//! - [`metrics`]: `GET /metrics`, the streams' counters for Prometheus.
 //! - [`page`]: the built-in page at `/` when no dashboard is built.
 //!
 //! [`run`] serves an already-bound listener until a shutdown token fires, which is what lets
@@ -24,6 +25,7 @@ pub mod frame;
 pub mod http;
 pub mod ingest;
 pub mod jpeg;
+pub mod metrics;
 pub mod page;
 pub mod source;
 pub mod stream;
@@ -58,6 +60,9 @@ pub struct Relay {
     pub shutdown: CancellationToken,
     /// Folder of the built dashboard.
     pub dashboard: PathBuf,
+    /// Admission over all streams (`--max-viewers`): a viewer holds a permit while connected.
+    pub viewer_permits: Option<Arc<tokio::sync::Semaphore>>,
+    pub limits: config::Limits,
 }
 
 /// Why the relay could not start.
@@ -84,6 +89,8 @@ pub struct RelayOptions {
     pub require_camera: bool,
     /// The ingest token for push streams without their own.
     pub ingest_token: Option<crate::source::push::Secret>,
+    /// Caps on viewers.
+    pub limits: config::Limits,
 }
 
 impl Default for RelayOptions {
@@ -93,6 +100,7 @@ impl Default for RelayOptions {
             cameras: Arc::new(NokhwaBackend),
             require_camera: false,
             ingest_token: None,
+            limits: config::Limits::default(),
         }
     }
 }
@@ -128,6 +136,7 @@ impl Relay {
                 spec.name.clone(),
                 spec.source.to_string(),
                 opened,
+                options.limits.max_viewers_per_stream,
                 shutdown.clone(),
             );
             by_name.insert(spec.name.clone(), stream.clone());
@@ -138,6 +147,11 @@ impl Relay {
             by_name,
             shutdown,
             dashboard,
+            viewer_permits: options
+                .limits
+                .max_viewers
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(permits(n)))),
+            limits: options.limits,
         }))
     }
 
@@ -151,6 +165,13 @@ impl Relay {
                 available: self.streams.iter().map(|s| s.name.clone()).collect(),
             })
     }
+}
+
+/// Semaphore permits for a viewer cap (tokio's semaphores hold at most `MAX_PERMITS`).
+pub(crate) fn permits(n: u64) -> usize {
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS)
 }
 
 /// Serves `relay` on `listener` until `relay.shutdown` fires; returns once connections are closed
@@ -190,6 +211,7 @@ pub fn main_entry() -> ExitCode {
             dashboard: settings.dashboard.clone(),
             require_camera: settings.require_camera,
             ingest_token: settings.ingest_token.clone(),
+            limits: settings.limits,
             ..RelayOptions::default()
         };
         let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {

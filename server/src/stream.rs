@@ -35,6 +35,8 @@ pub struct Stream {
     last_error: Mutex<Option<String>>,
     /// Viewers connected now.
     viewers: AtomicU64,
+    /// Admission on this stream (`--max-viewers-per-stream`): a viewer holds a permit.
+    pub viewer_permits: Option<Arc<tokio::sync::Semaphore>>,
     /// Snapshot requests waiting now, and the highest sequence number one of them needs.
     snapshot_waiters: AtomicU64,
     snapshot_need: AtomicU64,
@@ -50,6 +52,21 @@ pub struct Stream {
     frames_sent: AtomicU64,
     frames_skipped: AtomicU64,
     bytes_sent: AtomicU64,
+    source_errors: AtomicU64,
+    source_recoveries: AtomicU64,
+    /// Seconds from capture to a viewer's connection, per frame sent (for `/metrics`).
+    pub frame_age: prometheus_client::metrics::histogram::Histogram,
+}
+
+/// A stream's counters at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct Counters {
+    pub frames_produced: u64,
+    pub frames_sent: u64,
+    pub frames_skipped: u64,
+    pub bytes_sent: u64,
+    pub source_errors: u64,
+    pub source_recoveries: u64,
 }
 
 impl Stream {
@@ -58,6 +75,7 @@ impl Stream {
         name: String,
         spec: String,
         opened: Opened,
+        max_viewers: Option<u64>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let Opened { source, ingest } = opened;
@@ -70,6 +88,8 @@ impl Stream {
             info: Mutex::new(source.info()),
             last_error: Mutex::new(None),
             viewers: AtomicU64::new(0),
+            viewer_permits: max_viewers
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(crate::permits(n)))),
             snapshot_waiters: AtomicU64::new(0),
             snapshot_need: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
@@ -80,6 +100,9 @@ impl Stream {
             frames_sent: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            source_errors: AtomicU64::new(0),
+            source_recoveries: AtomicU64::new(0),
+            frame_age: crate::metrics::frame_age_histogram(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
         tokio::spawn(drive(stream.clone(), tx, source, shutdown).instrument(span));
@@ -139,8 +162,10 @@ impl Stream {
     }
 
     /// Counts one frame handed to a viewer's connection, and the frames it skipped to get there
-    /// (because its connection was busy or its `?fps` cap was not due).
-    pub fn record_sent(&self, bytes: usize, skipped: u64) {
+    /// (because its connection was busy or its `?fps` cap was not due); `age` is how long ago
+    /// the frame was captured.
+    pub fn record_sent(&self, bytes: usize, skipped: u64, age: Duration) {
+        self.frame_age.observe(age.as_secs_f64());
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         if skipped > 0 {
@@ -150,6 +175,17 @@ impl Stream {
 
     pub fn viewers(&self) -> u64 {
         self.viewers.load(Ordering::Acquire)
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            frames_produced: self.frames_produced.load(Ordering::Relaxed),
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            source_errors: self.source_errors.load(Ordering::Relaxed),
+            source_recoveries: self.source_recoveries.load(Ordering::Relaxed),
+        }
     }
 
     /// The stream as `/api/streams/NAME` shows it.
@@ -261,6 +297,7 @@ async fn drive(
                 backoff = BACKOFF_START;
                 *stream.info.lock().unwrap() = source.info();
                 if stream.last_error.lock().unwrap().take().is_some() {
+                    stream.source_recoveries.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("source recovered");
                 }
                 stream.frames_produced.fetch_add(1, Ordering::Relaxed);
@@ -270,6 +307,7 @@ async fn drive(
             }
             Err(err) => {
                 tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source failed");
+                stream.source_errors.fetch_add(1, Ordering::Relaxed);
                 *stream.last_error.lock().unwrap() = Some(err.to_string());
                 *stream.info.lock().unwrap() = source.info();
                 // The last good frame no longer shows what the source sees: nobody new gets it

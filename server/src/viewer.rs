@@ -11,14 +11,54 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream as FuturesStream;
 use mjpeg_shared::wire::Layout;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::conn::ConnState;
+use crate::error::ApiError;
 use crate::frame::Frame;
 use crate::stream::{Latest, Stream, ViewerGuard};
+
+/// A viewer's places under the viewer caps (`--max-viewers`, `--max-viewers-per-stream`), held
+/// for as long as it is connected. Taken before the response starts, without waiting: a full
+/// relay answers 503 at once, and admitted viewers never wait on anyone being refused.
+pub struct Admission {
+    _relay: Option<OwnedSemaphorePermit>,
+    _stream: Option<OwnedSemaphorePermit>,
+}
+
+/// Admits one more viewer of `stream`, or says which cap is full.
+pub fn admit(relay: &crate::Relay, stream: &Stream) -> Result<Admission, ApiError> {
+    let take = |permits: &Option<Arc<Semaphore>>, scope: String, limit: Option<u64>| {
+        permits
+            .as_ref()
+            .map(|p| {
+                p.clone()
+                    .try_acquire_owned()
+                    .map_err(|_| ApiError::TooManyViewers {
+                        scope,
+                        limit: limit.unwrap_or(0),
+                    })
+            })
+            .transpose()
+    };
+    let stream_permit = take(
+        &stream.viewer_permits,
+        format!("stream {:?}", stream.name),
+        relay.limits.max_viewers_per_stream,
+    )?;
+    let relay_permit = take(
+        &relay.viewer_permits,
+        "the relay".to_string(),
+        relay.limits.max_viewers,
+    )?;
+    Ok(Admission {
+        _relay: relay_permit,
+        _stream: stream_permit,
+    })
+}
 
 /// What a viewer asked for.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +83,7 @@ struct Viewer {
     skipped: u64,
     span: tracing::Span,
     _guard: ViewerGuard,
+    _admission: Admission,
 }
 
 /// The body stream of one viewer. Ends when the server shuts down or the stream's driver ends
@@ -54,8 +95,10 @@ pub fn body(
     conn: Option<Arc<ConnState>>,
     shutdown: CancellationToken,
     span: tracing::Span,
+    admission: Admission,
 ) -> impl FuturesStream<Item = std::io::Result<Bytes>> + Send + 'static {
     let viewer = Viewer {
+        _admission: admission,
         rx: stream.subscribe(),
         _guard: stream.add_viewer(),
         stream,
@@ -127,7 +170,9 @@ impl Viewer {
         self.skipped += skipped;
         self.sent += 1;
         let chunk = frame.part(self.opts.layout);
-        self.stream.record_sent(chunk.len(), skipped);
+        let age_us = crate::frame::unix_micros_now().saturating_sub(frame.captured_micros);
+        self.stream
+            .record_sent(chunk.len(), skipped, Duration::from_micros(age_us));
         self.last_seq = Some(frame.seq);
         self.flushes_at_send = self.conn.as_ref().map(|c| c.flushes());
         if let Some(fps) = self.opts.max_fps {

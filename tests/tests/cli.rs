@@ -69,7 +69,7 @@ fn help_explains_every_flag_with_examples() {
 }
 
 #[tokio::test]
-async fn sigterm_with_viewers_connected_exits_within_two_seconds() -> anyhow::Result<()> {
+async fn sigterm_with_100_viewers_connected_exits_within_two_seconds() -> anyhow::Result<()> {
     let mut cmd = relay();
     cmd.args([
         "--listen",
@@ -81,13 +81,14 @@ async fn sigterm_with_viewers_connected_exits_within_two_seconds() -> anyhow::Re
     let addr = relay_process.addr;
     let child = &mut relay_process.child;
 
+    // 100 viewers, both endpoints, each with a frame in hand.
     let mut viewers = Vec::new();
-    for path in [
-        "/streams/main.mjpg",
-        "/streams/main.frames",
-        "/streams/main.mjpg",
-        "/streams/main.frames",
-    ] {
+    for i in 0..100 {
+        let path = if i % 2 == 0 {
+            "/streams/main.mjpg"
+        } else {
+            "/streams/main.frames"
+        };
         let mut v = StreamReader::open(addr, path, None).await?;
         v.next_part(Duration::from_secs(5)).await?;
         viewers.push(v);
