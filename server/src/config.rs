@@ -85,6 +85,12 @@ pub struct Cli {
     )]
     pub ingest_token: Option<Secret>,
 
+    /// An origin whose pages may read streams, snapshots and the API from script (CORS), e.g.
+    /// https://ops.example.com; repeat for more; `*` for any. Default: the relay's own origin
+    /// only. `<img>` embedding works from any page either way.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
     /// At most this many viewers over all streams; more get 503 with Retry-After.
     #[arg(long, value_name = "N")]
     pub max_viewers: Option<u64>,
@@ -114,6 +120,25 @@ pub enum Command {
     Cameras,
 }
 
+/// `--allow-origin` values: `*`, or an origin as browsers send it (`scheme://host[:port]`, no
+/// path, no trailing slash), which is what CORS compares byte for byte.
+fn check_origins(origins: Vec<String>) -> Result<Vec<String>, String> {
+    for o in &origins {
+        let ok = o == "*"
+            || ["http://", "https://"].iter().any(|scheme| {
+                o.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+            });
+        if !ok {
+            return Err(format!(
+                "allow-origin {o:?} is not an origin: give scheme://host[:port] with no path \
+                 (e.g. https://ops.example.com), or * for any"
+            ));
+        }
+    }
+    Ok(origins)
+}
+
 /// Caps on viewers; beyond them a stream request gets 503 with `Retry-After`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -132,6 +157,7 @@ pub struct Settings {
     pub ingest_token: Option<Secret>,
     pub log: String,
     pub limits: Limits,
+    pub allow_origins: Vec<String>,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
 }
@@ -180,6 +206,11 @@ impl Cli {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".into()),
+            allow_origins: check_origins(if self.allow_origins.is_empty() {
+                file.allow_origins
+            } else {
+                self.allow_origins.clone()
+            })?,
             limits: Limits {
                 max_viewers: self.max_viewers.or(file.max_viewers),
                 max_viewers_per_stream: self.max_viewers_per_stream.or(file.max_viewers_per_stream),
@@ -193,6 +224,7 @@ impl Cli {
 #[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    pub allow_origins: Vec<String>,
     pub max_viewers: Option<u64>,
     pub max_viewers_per_stream: Option<u64>,
     pub dashboard: Option<PathBuf>,
@@ -208,6 +240,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    allow_origins: Vec<String>,
     max_viewers: Option<u64>,
     max_viewers_per_stream: Option<u64>,
     dashboard: Option<PathBuf>,
@@ -260,6 +294,7 @@ impl FileConfig {
         }
         Ok(FileConfig {
             listen: raw.listen,
+            allow_origins: raw.allow_origins,
             max_viewers: raw.max_viewers,
             max_viewers_per_stream: raw.max_viewers_per_stream,
             dashboard: raw.dashboard,
@@ -781,6 +816,31 @@ source = "files:/srv/lobby?fps=10"
 name = "main"
 source = "test?size=320x240&fps=5"
 "#;
+
+    #[test]
+    fn allow_origin_takes_origins_as_browsers_send_them() {
+        let settings = |o: &str| {
+            Cli::try_parse_from(["mjpeg-relay", "--allow-origin", o])
+                .unwrap()
+                .settings()
+        };
+        assert_eq!(
+            settings("https://ops.example.com:8443")
+                .unwrap()
+                .allow_origins,
+            ["https://ops.example.com:8443"]
+        );
+        assert_eq!(settings("*").unwrap().allow_origins, ["*"]);
+        for bad in [
+            "https://ops.example.com/",
+            "ops.example.com",
+            "http://",
+            "https://a.example/x",
+        ] {
+            let err = settings(bad).unwrap_err();
+            assert!(err.contains("scheme://host[:port]"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn config_file_streams_keep_their_order_and_flags_win() {

@@ -11,6 +11,9 @@
 //! | `GET /metrics` | Prometheus / OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /` | the dashboard from `dist/`, or a built-in page |
 //!
+//! CORS only with `--allow-origin` ([`cors`]); a request from the relay's own origin is never
+//! treated as cross-origin.
+//!
 //! Stream responses are never compressed (there is no compression middleware at all: an encoder
 //! holds bytes back and turns a live stream into bursts), carry `Cache-Control: no-cache,
 //! no-store` and `X-Accel-Buffering: no` (so nginx passes them through unbuffered).
@@ -57,9 +60,19 @@ pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
     } else {
         route = route.at("/", get(builtin_page));
     }
+    let cors = cors(&relay.allow_origins);
     // Every error answers JSON: ours already do; poem's own (no such route, wrong method, a
-    // static file missing) are re-dressed with their status kept.
+    // static file missing, a refused origin) are re-dressed with their status kept.
     route
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        // A same-origin request that carries Origin (a browser's POST from the relay's own page)
+        // is not a CORS request: drop the header so the CORS layer lets it through as one.
+        .before(|mut req: Request| async move {
+            if is_same_origin(&req) {
+                req.headers_mut().remove(poem::http::header::ORIGIN);
+            }
+            Ok(req)
+        })
         .data(relay)
         .catch_all_error(|err: poem::Error| async move {
             if let Some(api) = err.downcast_ref::<ApiError>() {
@@ -75,6 +88,45 @@ pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
                 .into_response(),
             }
         })
+}
+
+/// CORS for `--allow-origin`: the listed origins (or any, for `*`) may read streams, snapshots
+/// and the API from script, and push. None listed: no CORS layer at all, so only same-origin
+/// pages can read them (any page can still show a stream in an `<img>`, which needs no CORS).
+fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = poem::middleware::Cors::new()
+        .allow_methods([
+            poem::http::Method::GET,
+            poem::http::Method::HEAD,
+            poem::http::Method::POST,
+        ])
+        .allow_headers(["authorization", "content-type"])
+        .expose_headers([wire::HEADER_STREAM])
+        .max_age(600);
+    // poem's Cors allows every origin when none is listed.
+    Some(if origins.iter().any(|o| o == "*") {
+        cors
+    } else {
+        cors.allow_origins(origins.iter().map(String::as_str))
+    })
+}
+
+/// True when the request's `Origin` is this relay itself, as the browser reached it.
+fn is_same_origin(req: &Request) -> bool {
+    let origin = req.headers().get(poem::http::header::ORIGIN);
+    let host = req.headers().get(poem::http::header::HOST);
+    match (
+        origin.and_then(|o| o.to_str().ok()),
+        host.and_then(|h| h.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin
+            .strip_prefix("http://")
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
 }
 
 /// The query's pairs, percent-decoded. A bare word (`?1700000000`, the cache buster many pages

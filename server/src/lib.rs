@@ -63,6 +63,8 @@ pub struct Relay {
     /// Admission over all streams (`--max-viewers`): a viewer holds a permit while connected.
     pub viewer_permits: Option<Arc<tokio::sync::Semaphore>>,
     pub limits: config::Limits,
+    /// Origins allowed to read from script (`--allow-origin`); empty: same origin only.
+    pub allow_origins: Vec<String>,
 }
 
 /// Why the relay could not start.
@@ -91,6 +93,8 @@ pub struct RelayOptions {
     pub ingest_token: Option<crate::source::push::Secret>,
     /// Caps on viewers.
     pub limits: config::Limits,
+    /// Origins allowed by CORS (`*` for any).
+    pub allow_origins: Vec<String>,
 }
 
 impl Default for RelayOptions {
@@ -101,6 +105,7 @@ impl Default for RelayOptions {
             require_camera: false,
             ingest_token: None,
             limits: config::Limits::default(),
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -152,6 +157,7 @@ impl Relay {
                 .max_viewers
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(permits(n)))),
             limits: options.limits,
+            allow_origins: options.allow_origins,
         }))
     }
 
@@ -212,6 +218,7 @@ pub fn main_entry() -> ExitCode {
             require_camera: settings.require_camera,
             ingest_token: settings.ingest_token.clone(),
             limits: settings.limits,
+            allow_origins: settings.allow_origins.clone(),
             ..RelayOptions::default()
         };
         let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {
