@@ -39,6 +39,25 @@ fn playing_fetch(o: &Overlay) -> bool {
     o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
 }
 
+/// A headless Chromium showing the dashboard at `addr`.
+async fn open_dashboard(addr: SocketAddr) -> Result<Browser> {
+    let browser = Browser::start(&[]).await?;
+    browser.client.goto(&format!("http://{addr}/")).await?;
+    Ok(browser)
+}
+
+/// Waits until stream `name`'s viewer plays through fetch.
+async fn wait_playing(browser: &Browser, name: &str) -> Result<Overlay> {
+    overlay_where(
+        browser,
+        name,
+        "primary",
+        Duration::from_secs(15),
+        playing_fetch,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay() -> Result<()> {
     let _one = exclusive().await;
@@ -47,11 +66,7 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
         "side=test?size=320x240&fps=10",
     ])
     .await?;
-    let browser = Browser::start(&[]).await?;
-    browser
-        .client
-        .goto(&format!("http://{}/", relay.addr))
-        .await?;
+    let browser = open_dashboard(relay.addr).await?;
 
     // Both streams are listed, each with a viewer.
     let names = eventually(Duration::from_secs(10), || async {
@@ -141,19 +156,8 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
 async fn compare_mode_shows_the_latency_of_both_paths_and_their_difference() -> Result<()> {
     let _one = exclusive().await;
     let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
-    let browser = Browser::start(&[]).await?;
-    browser
-        .client
-        .goto(&format!("http://{}/", relay.addr))
-        .await?;
-    overlay_where(
-        &browser,
-        "main",
-        "primary",
-        Duration::from_secs(15),
-        playing_fetch,
-    )
-    .await?;
+    let browser = open_dashboard(relay.addr).await?;
+    wait_playing(&browser, "main").await?;
     browser
         .click("[data-stream=\"main\"] input.compare")
         .await?;
@@ -228,11 +232,7 @@ async fn when_fetch_streaming_fails_a_plain_img_shows_the_stream_and_fetch_comes
     let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
     // The page is reached through a proxy that drops every .frames request.
     let proxy = BreakingProxy::start(relay.addr, true).await?;
-    let browser = Browser::start(&[]).await?;
-    browser
-        .client
-        .goto(&format!("http://{}/", proxy.addr))
-        .await?;
+    let browser = open_dashboard(proxy.addr).await?;
 
     let o = overlay_where(&browser, "main", "primary", Duration::from_secs(20), |o| {
         o.str("transport") == Some("img-fallback")
@@ -305,16 +305,8 @@ async fn the_viewer_resumes_by_itself_after_the_relay_restarts() -> Result<()> {
     let relay =
         TestRelay::start_on(&specs, options()?, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = relay.addr;
-    let browser = Browser::start(&[]).await?;
-    browser.client.goto(&format!("http://{addr}/")).await?;
-    overlay_where(
-        &browser,
-        "main",
-        "primary",
-        Duration::from_secs(15),
-        playing_fetch,
-    )
-    .await?;
+    let browser = open_dashboard(addr).await?;
+    wait_playing(&browser, "main").await?;
     // Compare mode on: the plain <img> beside it must come back too.
     browser
         .click("[data-stream=\"main\"] input.compare")
@@ -388,22 +380,11 @@ async fn streams_beyond_the_connection_budget_pause_and_the_api_stays_responsive
         .collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
     let relay = relay(&specs).await?;
-    let browser = Browser::start(&[]).await?;
-    browser
-        .client
-        .goto(&format!("http://{}/", relay.addr))
-        .await?;
+    let browser = open_dashboard(relay.addr).await?;
 
     // Over HTTP/1.1: four stream connections, the first four streams play.
     for name in ["s1", "s2", "s3", "s4"] {
-        overlay_where(
-            &browser,
-            name,
-            "primary",
-            Duration::from_secs(15),
-            playing_fetch,
-        )
-        .await?;
+        wait_playing(&browser, name).await?;
     }
     for name in ["s5", "s6"] {
         let o = overlay_where(&browser, name, "primary", Duration::from_secs(5), |o| {
