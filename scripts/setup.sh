@@ -29,6 +29,8 @@ if [ "$mode" != "--run" ]; then
   want_pkg chromium        # headless browser tests
   want_pkg chromium-driver # WebDriver for them
   want_pkg ffmpeg          # third-party reader of the classic stream
+  want_pkg nginx           # the reverse proxy of deploy/nginx, in front of the relay in a test
+  want_pkg systemd         # systemd-analyze checks deploy/mjpeg-relay.service
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
