@@ -7,6 +7,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -26,6 +27,12 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The whole process group: chromedriver and the Chromium it started. Killing only
+        // chromedriver (as when a test fails before closing its session) would leave Chromium
+        // running after the test.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -51,6 +58,8 @@ impl Browser {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Its own process group, so that Drop can end Chromium with it.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
