@@ -38,7 +38,7 @@ fn canvas(w: u32, h: u32) -> HtmlCanvasElement {
 }
 
 fn ctx(c: &HtmlCanvasElement) -> CanvasRenderingContext2d {
-    c.get_context("2d").unwrap().unwrap().unchecked_into()
+    web::context_2d(c, false).unwrap()
 }
 
 /// A grey W x H JPEG, encoded by the browser, with `stamp` painted in if given.

@@ -167,12 +167,7 @@ struct Inner {
 impl Player {
     /// Starts playing `url` (a `.frames` endpoint) onto `canvas`.
     pub fn start(url: String, canvas: HtmlCanvasElement) -> Result<Player, String> {
-        let ctx = canvas
-            .get_context("2d")
-            .ok()
-            .flatten()
-            .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-            .ok_or("no 2d canvas context")?;
+        let ctx = web::context_2d(&canvas, false)?;
         let inner = Rc::new(Inner {
             url,
             canvas,

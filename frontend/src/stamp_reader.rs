@@ -53,14 +53,7 @@ impl StampReader {
             .ok_or("cannot create a canvas")?;
         canvas.set_width(stamp::WIDTH as u32);
         canvas.set_height(stamp::HEIGHT as u32);
-        let opts = web_sys::ContextAttributes2d::new();
-        opts.set_will_read_frequently(true);
-        let ctx = canvas
-            .get_context_with_context_options("2d", &opts)
-            .ok()
-            .flatten()
-            .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-            .ok_or("no 2d canvas context")?;
+        let ctx = web::context_2d(&canvas, true)?;
         let inner = Rc::new(Inner {
             img,
             ctx,

@@ -78,6 +78,22 @@ pub fn page_hidden() -> bool {
     window().document().is_some_and(|d| d.hidden())
 }
 
+/// The canvas's 2D context; `will_read_frequently` keeps its pixels on the CPU side, which
+/// makes `getImageData` cheap (for canvases that are read back, not just painted).
+pub fn context_2d(
+    canvas: &web_sys::HtmlCanvasElement,
+    will_read_frequently: bool,
+) -> Result<web_sys::CanvasRenderingContext2d, String> {
+    let opts = web_sys::ContextAttributes2d::new();
+    opts.set_will_read_frequently(will_read_frequently);
+    canvas
+        .get_context_with_context_options("2d", &opts)
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| "no 2d canvas context".to_string())
+}
+
 /// Sleeps `ms` milliseconds.
 pub async fn sleep_ms(ms: u32) {
     gloo_timers::future::TimeoutFuture::new(ms).await;
