@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::{AccessConfig, BasicConfig, PasswordConfig};
+
 use crate::source::camera::device::{DeviceSelector, PixelFormat};
 use crate::source::camera::CameraOptions;
 use crate::source::ffmpeg::FfmpegOptions;
@@ -85,6 +87,42 @@ pub struct Cli {
     )]
     pub ingest_token: Option<Secret>,
 
+    /// Token every stream, snapshot and API request must carry, as `Authorization: Bearer TOKEN`
+    /// or `?token=TOKEN` (for `<img>`); ingest takes it too when no ingest token is set.
+    /// /healthz stays open.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MJPEG_RELAY_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<Secret>,
+
+    /// User name for HTTP Basic, the alternative to a token (browsers ask for it themselves).
+    #[arg(long, value_name = "USER", requires = "basic_password")]
+    pub basic_user: Option<String>,
+
+    /// Password for --basic-user. In a config file, prefer basic_password_hash (see
+    /// `mjpeg-relay hash-password`).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "MJPEG_RELAY_BASIC_PASSWORD",
+        hide_env_values = true,
+        requires = "basic_user"
+    )]
+    pub basic_password: Option<Secret>,
+
+    /// Token for /metrics (for Prometheus' `authorization` setting), which otherwise takes the
+    /// relay's credentials or, without any, is open.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MJPEG_RELAY_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<Secret>,
+
     /// An origin whose pages may read streams, snapshots and the API from script (CORS), e.g.
     /// https://ops.example.com; repeat for more; `*` for any. Default: the relay's own origin
     /// only. `<img>` embedding works from any page either way.
@@ -118,6 +156,9 @@ pub struct Cli {
 pub enum Command {
     /// List the cameras this machine has, with their formats, sizes and rates.
     Cameras,
+    /// Read a password from standard input and print its Argon2id hash, for the config file's
+    /// basic_password_hash.
+    HashPassword,
 }
 
 /// `--allow-origin` values: `*`, or an origin as browsers send it (`scheme://host[:port]`, no
@@ -158,6 +199,7 @@ pub struct Settings {
     pub log: String,
     pub limits: Limits,
     pub allow_origins: Vec<String>,
+    pub access: crate::auth::AccessConfig,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
 }
@@ -211,6 +253,20 @@ impl Cli {
             } else {
                 self.allow_origins.clone()
             })?,
+            access: AccessConfig {
+                token: self.auth_token.clone().or(file.auth_token),
+                basic: match (&self.basic_user, &self.basic_password) {
+                    (Some(user), Some(password)) => Some(BasicConfig {
+                        user: user.clone(),
+                        password: PasswordConfig::Plain(password.clone()),
+                    }),
+                    _ => file.basic,
+                },
+                metrics_token: self.metrics_token.clone().or(file.metrics_token),
+                // A --stream that replaces a file's stream keeps the file's token for that name:
+                // viewers know the stream by its name.
+                stream_tokens: file.stream_tokens,
+            },
             limits: Limits {
                 max_viewers: self.max_viewers.or(file.max_viewers),
                 max_viewers_per_stream: self.max_viewers_per_stream.or(file.max_viewers_per_stream),
@@ -232,6 +288,10 @@ pub struct FileConfig {
     pub ingest_token: Option<Secret>,
     pub log: Option<String>,
     pub streams: Vec<StreamSpec>,
+    pub auth_token: Option<Secret>,
+    pub basic: Option<BasicConfig>,
+    pub metrics_token: Option<Secret>,
+    pub stream_tokens: Vec<(String, Secret)>,
 }
 
 /// The file as written. Unknown keys are refused (with their name and line), so a typo never
@@ -247,6 +307,11 @@ struct RawFile {
     dashboard: Option<PathBuf>,
     require_camera: Option<bool>,
     ingest_token: Option<toml::Spanned<String>>,
+    auth_token: Option<toml::Spanned<String>>,
+    basic_user: Option<toml::Spanned<String>>,
+    basic_password: Option<toml::Spanned<String>>,
+    basic_password_hash: Option<toml::Spanned<String>>,
+    metrics_token: Option<toml::Spanned<String>>,
     log: Option<String>,
     #[serde(default)]
     stream: Vec<RawStream>,
@@ -257,6 +322,7 @@ struct RawFile {
 struct RawStream {
     name: toml::Spanned<String>,
     source: toml::Spanned<String>,
+    auth_token: Option<toml::Spanned<String>>,
 }
 
 impl FileConfig {
@@ -270,7 +336,15 @@ impl FileConfig {
         let raw: RawFile =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         let line = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let secret = |key: &str, t: Option<toml::Spanned<String>>| {
+            t.map(|t| {
+                Secret::new(t.get_ref())
+                    .map_err(|e| format!("line {}: {key}: {e}", line(t.span().start)))
+            })
+            .transpose()
+        };
         let mut streams: Vec<StreamSpec> = Vec::new();
+        let mut stream_tokens = Vec::new();
         for s in raw.stream {
             let at = line(s.name.span().start);
             validate_name(s.name.get_ref()).map_err(|e| format!("line {at}: {e}"))?;
@@ -287,11 +361,43 @@ impl FileConfig {
                     s.name.get_ref()
                 )
             })?;
+            if let Some(token) = secret("auth_token", s.auth_token)? {
+                stream_tokens.push((s.name.get_ref().clone(), token));
+            }
             streams.push(StreamSpec {
                 name: s.name.into_inner(),
                 source,
             });
         }
+        let basic_at = raw.basic_user.as_ref().map_or(1, |u| line(u.span().start));
+        let password = match (
+            secret("basic_password", raw.basic_password)?,
+            secret("basic_password_hash", raw.basic_password_hash)?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "line {basic_at}: give basic_password or basic_password_hash, not both"
+                ))
+            }
+            (Some(p), None) => Some(PasswordConfig::Plain(p)),
+            (None, Some(h)) => Some(PasswordConfig::Hashed(h)),
+            (None, None) => None,
+        };
+        let basic = match (raw.basic_user, password) {
+            (Some(user), Some(password)) => Some(BasicConfig {
+                user: user.into_inner(),
+                password,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(format!(
+                    "line {basic_at}: basic_user needs basic_password_hash (or basic_password)"
+                ))
+            }
+            (None, Some(_)) => {
+                return Err("basic_password_hash (or basic_password) needs basic_user".into())
+            }
+        };
         Ok(FileConfig {
             listen: raw.listen,
             allow_origins: raw.allow_origins,
@@ -308,6 +414,10 @@ impl FileConfig {
                 .transpose()?,
             log: raw.log,
             streams,
+            auth_token: secret("auth_token", raw.auth_token)?,
+            basic,
+            metrics_token: secret("metrics_token", raw.metrics_token)?,
+            stream_tokens,
         })
     }
 }

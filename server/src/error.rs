@@ -52,6 +52,15 @@ pub enum ApiError {
     #[error("wrong token for this stream")]
     WrongToken,
 
+    #[error("this relay needs credentials: Authorization: Bearer TOKEN, ?token=TOKEN (for <img>){}", if *basic { ", or a user and password (HTTP Basic)" } else { "" })]
+    AuthRequired { basic: bool },
+
+    #[error("these credentials do not open this route")]
+    AuthWrong,
+
+    #[error("{0}")]
+    BadAuthorization(String),
+
     #[error("another process is pushing to this stream; only one at a time (configure push?replace=1 to let the newest take over)")]
     PusherBusy,
 
@@ -84,8 +93,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed | ApiError::NotPushStream { .. } => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            ApiError::MissingToken => StatusCode::UNAUTHORIZED,
-            ApiError::WrongToken => StatusCode::FORBIDDEN,
+            ApiError::MissingToken | ApiError::AuthRequired { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::WrongToken | ApiError::AuthWrong => StatusCode::FORBIDDEN,
+            ApiError::BadAuthorization(_) => StatusCode::BAD_REQUEST,
             ApiError::PusherBusy | ApiError::PusherReplaced => StatusCode::CONFLICT,
             ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,6 +128,14 @@ impl ResponseError for ApiError {
                 poem::http::header::WWW_AUTHENTICATE,
                 poem::http::HeaderValue::from_static("Bearer realm=\"mjpeg-relay ingest\""),
             );
+        }
+        if let ApiError::AuthRequired { basic } = self {
+            for challenge in crate::auth::challenges(*basic) {
+                if let Ok(value) = poem::http::HeaderValue::try_from(challenge) {
+                    resp.headers_mut()
+                        .append(poem::http::header::WWW_AUTHENTICATE, value);
+                }
+            }
         }
         resp
     }

@@ -11,8 +11,9 @@
 //! | `GET /metrics` | Prometheus / OpenMetrics text ([`crate::metrics`]) |
 //! | `GET /` | the dashboard from `dist/`, or a built-in page |
 //!
-//! CORS only with `--allow-origin` ([`cors`]); a request from the relay's own origin is never
-//! treated as cross-origin.
+//! Credentials are checked for every route before it runs ([`crate::auth`]). CORS only with
+//! `--allow-origin` ([`cors`]); a request from the relay's own origin is never treated as
+//! cross-origin.
 //!
 //! Stream responses are never compressed (there is no compression middleware at all: an encoder
 //! holds bytes back and turns a live stream into bursts), carry `Cache-Control: no-cache,
@@ -61,9 +62,26 @@ pub fn routes(relay: Arc<Relay>) -> impl poem::Endpoint {
         route = route.at("/", get(builtin_page));
     }
     let cors = cors(&relay.allow_origins);
+    let guarded = relay.clone();
     // Every error answers JSON: ours already do; poem's own (no such route, wrong method, a
     // static file missing, a refused origin) are re-dressed with their status kept.
     route
+        // Credentials are checked before routing, in one place for every route (crate::auth);
+        // inside the CORS layer, so preflights need none and refusals still carry CORS headers.
+        .before(move |req: Request| {
+            let relay = guarded.clone();
+            async move {
+                let authorization = req
+                    .headers()
+                    .get(poem::http::header::AUTHORIZATION)
+                    .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+                relay
+                    .access
+                    .check(req.uri().path(), authorization, req.uri().query())
+                    .await?;
+                Ok(req)
+            }
+        })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         // A same-origin request that carries Origin (a browser's POST from the relay's own page)
         // is not a CORS request: drop the header so the CORS layer lets it through as one.

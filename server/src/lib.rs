@@ -10,6 +10,7 @@
 //! - [`viewer`]: one viewer's response body: latest frame when its connection can take one.
 //! - [`conn`]: accepting and serving connections; flush tracking that keeps frames from piling up.
 //! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
+//! - [`auth`]: who may watch, read the API and scrape metrics.
 //! - [`ingest`]: `POST /streams/NAME/ingest`, frames pushed by other processes.
 //! - [`metrics`]: `GET /metrics`, the streams' counters for Prometheus.
 //! - [`page`]: the built-in page at `/` when no dashboard is built.
@@ -18,6 +19,7 @@
 //! tests start the real server on port 0.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -65,6 +67,8 @@ pub struct Relay {
     pub limits: config::Limits,
     /// Origins allowed to read from script (`--allow-origin`); empty: same origin only.
     pub allow_origins: Vec<String>,
+    /// Credentials each route needs.
+    pub access: auth::Access,
 }
 
 /// Why the relay could not start.
@@ -72,6 +76,8 @@ pub struct Relay {
 pub enum StartError {
     #[error("stream {name:?} is configured twice")]
     DuplicateStream { name: String },
+    #[error("{0}")]
+    Access(String),
     #[error("stream {name:?} ({spec}): {reason}")]
     Source {
         name: String,
@@ -95,6 +101,8 @@ pub struct RelayOptions {
     pub limits: config::Limits,
     /// Origins allowed by CORS (`*` for any).
     pub allow_origins: Vec<String>,
+    /// Who may watch, read the API and scrape metrics; default: everyone.
+    pub access: auth::AccessConfig,
 }
 
 impl Default for RelayOptions {
@@ -106,6 +114,7 @@ impl Default for RelayOptions {
             ingest_token: None,
             limits: config::Limits::default(),
             allow_origins: Vec::new(),
+            access: auth::AccessConfig::default(),
         }
     }
 }
@@ -120,8 +129,13 @@ impl Relay {
         let ctx = SourceContext {
             cameras: options.cameras.clone(),
             require_camera: options.require_camera,
-            ingest_token: options.ingest_token.clone(),
+            // --auth-token guards ingest too, unless ingest has a token of its own.
+            ingest_token: options
+                .ingest_token
+                .clone()
+                .or_else(|| options.access.token.clone()),
         };
+        let access = auth::Access::new(&options.access).map_err(StartError::Access)?;
         let dashboard = options.dashboard;
         let mut streams = Vec::new();
         let mut by_name = HashMap::new();
@@ -158,6 +172,7 @@ impl Relay {
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(permits(n)))),
             limits: options.limits,
             allow_origins: options.allow_origins,
+            access,
         }))
     }
 
@@ -191,9 +206,13 @@ pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()
 pub fn main_entry() -> ExitCode {
     // clap exits with code 2 and names the bad argument.
     let cli = Cli::parse();
-    if let Some(Command::Cameras) = cli.command {
-        init_tracing(cli.log.as_deref().unwrap_or("warn"));
-        return list_cameras(&NokhwaBackend);
+    match cli.command {
+        Some(Command::Cameras) => {
+            init_tracing(cli.log.as_deref().unwrap_or("warn"));
+            return list_cameras(&NokhwaBackend);
+        }
+        Some(Command::HashPassword) => return hash_password(),
+        None => {}
     }
     // A config file that does not hold is an argument error too: exit code 2, like clap's.
     let settings = match cli.settings() {
@@ -219,6 +238,7 @@ pub fn main_entry() -> ExitCode {
             ingest_token: settings.ingest_token.clone(),
             limits: settings.limits,
             allow_origins: settings.allow_origins.clone(),
+            access: settings.access.clone(),
             ..RelayOptions::default()
         };
         let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {
@@ -238,6 +258,13 @@ pub fn main_entry() -> ExitCode {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Scripts and tests read this line to find the port (with --listen ...:0).
         println!("mjpeg-relay listening on http://{addr}/");
+        if !settings.listen.ip().is_loopback() && relay.access.is_open() {
+            tracing::warn!(
+                "listening on {addr}, beyond this machine, and anyone who can reach it can watch \
+                 every stream: set --auth-token (or --basic-user/--basic-password), or listen on \
+                 127.0.0.1 behind a proxy that checks access"
+            );
+        }
         for s in &relay.streams {
             tracing::info!(stream = %s.name, source = %s.spec, "http://{addr}/streams/{}.mjpg", s.name);
         }
@@ -254,6 +281,30 @@ pub fn main_entry() -> ExitCode {
     // must not hold the exit back.
     runtime.shutdown_timeout(Duration::from_millis(300));
     code
+}
+
+/// `mjpeg-relay hash-password`: one line from standard input, hashed for the config file.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().read_line(&mut line) {
+        eprintln!("mjpeg-relay: cannot read the password: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("mjpeg-relay: the password is empty; type it on standard input");
+        return ExitCode::from(2);
+    }
+    match auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("mjpeg-relay: cannot hash the password: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `mjpeg-relay cameras`: every device with its modes; none is not an error.

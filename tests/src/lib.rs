@@ -154,6 +154,32 @@ pub async fn send(
         .await?)
 }
 
+/// POSTs `body` on a fresh connection; the status, headers and body as text.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, hyper::HeaderMap, String)> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = Request::post(path).header("Host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Full::new(Bytes::from(body)))?)
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok((
+        parts.status.as_u16(),
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
 /// GET `path` and read the whole body (for finite responses).
 pub async fn get(
     addr: SocketAddr,
@@ -359,11 +385,19 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `cmd` (the relay binary with its arguments, including `--listen 127.0.0.1:0`) and
     /// reads the address it prints first, which is how scripts find port 0's choice.
-    pub fn spawn(mut cmd: std::process::Command) -> Result<Self> {
+    pub fn spawn(cmd: std::process::Command) -> Result<Self> {
+        Self::spawn_with_stderr(cmd, std::process::Stdio::null())
+    }
+
+    /// [`RelayProcess::spawn`], with the relay's log (its stderr) sent to `stderr`.
+    pub fn spawn_with_stderr(
+        mut cmd: std::process::Command,
+        stderr: std::process::Stdio,
+    ) -> Result<Self> {
         use std::io::BufRead;
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()?;
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;

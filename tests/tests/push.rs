@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use mjpeg_relay::RelayOptions;
@@ -20,23 +20,7 @@ async fn post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> anyhow::Result<(u16, hyper::HeaderMap, String)> {
-    let stream = tokio::net::TcpStream::connect(relay.addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut req = hyper::Request::post(path).header("Host", relay.addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(body)))?)
-        .await?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await?.to_bytes();
-    Ok((
-        parts.status.as_u16(),
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    ))
+    mjpeg_relay_tests::post(relay.addr, path, headers, body).await
 }
 
 async fn relay() -> anyhow::Result<TestRelay> {

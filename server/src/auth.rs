@@ -1,0 +1,544 @@
+//! Access control: who may watch the streams, read the API and scrape `/metrics`.
+//!
+//! Credentials come as `Authorization: Bearer TOKEN`, as `Authorization: Basic ...` (a user and a
+//! password), or as `?token=TOKEN` for `<img>` tags, which cannot send headers. Missing: 401 with
+//! a `WWW-Authenticate` challenge; present but wrong: 403; an `Authorization` header that does not
+//! parse: 400.
+//!
+//! | route | needs |
+//! | --- | --- |
+//! | `/healthz`, `/`, the dashboard's files | nothing (the dashboard asks for the token itself) |
+//! | `/streams/NAME.*`, `/api/streams/NAME` | the stream's own token, or the relay's credentials |
+//! | every other `/api/...` | the relay's credentials |
+//! | `/metrics` | `--metrics-token`, or the relay's credentials |
+//! | `/streams/NAME/ingest` | the push stream's token, checked by [`crate::ingest`] |
+//!
+//! A route whose gates are all unset is open. Secrets are kept as SHA-256 digests (a Basic
+//! password from the config as its Argon2 PHC string) and compared in constant time: the time
+//! an answer takes tells nothing about how much of a guess was right. They are never logged, and
+//! the API never shows them.
+//!
+//! The check runs before routing ([`Access::check`], called from [`crate::http::routes`]), on the
+//! percent-decoded path, so `/streams/ma%69n.mjpg` is guarded like `/streams/main.mjpg`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::source::push::Secret;
+
+/// The realm named in challenges.
+pub const REALM: &str = "mjpeg-relay";
+
+/// How many verified Basic passwords are remembered, so that a browser sending its credentials
+/// with every request costs one Argon2 verification, not one per request.
+const VERIFIED_CACHE: usize = 16;
+
+/// What protects what, from the settings. Nothing set: everything is open.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccessConfig {
+    /// `--auth-token`: every stream, snapshot and API route.
+    pub token: Option<Secret>,
+    /// `--basic-user` with `--basic-password` or the config's `basic_password_hash`.
+    pub basic: Option<BasicConfig>,
+    /// `--metrics-token`: `/metrics` (which also takes the relay's credentials).
+    pub metrics_token: Option<Secret>,
+    /// Per-stream tokens from the config (`[[stream]] auth_token`): that stream only, besides the
+    /// relay's credentials.
+    pub stream_tokens: Vec<(String, Secret)>,
+}
+
+/// HTTP Basic credentials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BasicConfig {
+    pub user: String,
+    pub password: PasswordConfig,
+}
+
+/// A Basic password: as given, or as an Argon2 PHC string (`mjpeg-relay hash-password`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PasswordConfig {
+    Plain(Secret),
+    Hashed(Secret),
+}
+
+impl AccessConfig {
+    /// True when something is protected (besides ingest, which always needs its token).
+    pub fn protects_viewers(&self) -> bool {
+        self.token.is_some() || self.basic.is_some()
+    }
+}
+
+/// The checks in force.
+pub struct Access {
+    relay: Option<Gate>,
+    metrics: Option<Gate>,
+    streams: HashMap<String, Gate>,
+    /// One Argon2 verification at a time: each takes tens of milliseconds of CPU by design, and a
+    /// flood of wrong passwords must not take every core from the viewers.
+    verifying: Semaphore,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access::open()
+    }
+}
+
+/// One set of credentials that opens a route.
+struct Gate {
+    token: Option<[u8; 32]>,
+    basic: Option<Basic>,
+}
+
+struct Basic {
+    user: [u8; 32],
+    password: Password,
+}
+
+enum Password {
+    Digest([u8; 32]),
+    Hashed {
+        phc: String,
+        /// Digests of passwords that verified, newest last.
+        verified: Mutex<VecDeque<[u8; 32]>>,
+    },
+}
+
+/// Which gates a request must pass.
+#[derive(Debug, PartialEq, Eq)]
+enum Scope<'a> {
+    Open,
+    Relay,
+    Stream(&'a str),
+    Metrics,
+}
+
+/// What a request presented.
+enum Presented {
+    Nothing,
+    Token(String),
+    Basic { user: String, password: String },
+}
+
+impl Access {
+    /// Everything open.
+    pub fn open() -> Access {
+        Access {
+            relay: None,
+            metrics: None,
+            streams: HashMap::new(),
+            verifying: Semaphore::new(1),
+        }
+    }
+
+    /// Builds the checks; a hashed password that is not a PHC string is refused here, at startup.
+    pub fn new(config: &AccessConfig) -> Result<Access, String> {
+        let basic = match &config.basic {
+            None => None,
+            Some(b) => Some(Basic {
+                user: digest(&b.user),
+                password: match &b.password {
+                    PasswordConfig::Plain(p) => Password::Digest(raw_digest(p.expose())),
+                    PasswordConfig::Hashed(phc) => {
+                        PasswordHash::new(phc.expose()).map_err(|e| {
+                            format!(
+                                "basic_password_hash is not a password hash ({e}); \
+                                 make one with `mjpeg-relay hash-password`"
+                            )
+                        })?;
+                        Password::Hashed {
+                            phc: phc.expose().to_string(),
+                            verified: Mutex::new(VecDeque::new()),
+                        }
+                    }
+                },
+            }),
+        };
+        let token_gate = |t: &Secret| Gate {
+            token: Some(digest(t.expose())),
+            basic: None,
+        };
+        let relay = (config.token.is_some() || basic.is_some()).then(|| Gate {
+            token: config.token.as_ref().map(|t| digest(t.expose())),
+            basic,
+        });
+        Ok(Access {
+            relay,
+            metrics: config.metrics_token.as_ref().map(token_gate),
+            streams: config
+                .stream_tokens
+                .iter()
+                .map(|(name, t)| (name.clone(), token_gate(t)))
+                .collect(),
+            verifying: Semaphore::new(1),
+        })
+    }
+
+    /// True when viewers need no credentials on any stream.
+    pub fn is_open(&self) -> bool {
+        self.relay.is_none() && self.streams.is_empty()
+    }
+
+    /// Lets the request through, or says why not.
+    pub async fn check(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let gates: Vec<&Gate> = match scope(&decoded) {
+            Scope::Open => return Ok(()),
+            Scope::Relay => self.relay.iter().collect(),
+            Scope::Stream(name) => self
+                .streams
+                .get(name)
+                .into_iter()
+                .chain(&self.relay)
+                .collect(),
+            Scope::Metrics => self.metrics.iter().chain(&self.relay).collect(),
+        };
+        if gates.is_empty() {
+            return Ok(());
+        }
+        let basic = gates.iter().any(|g| g.basic.is_some());
+        match presented(authorization, query)? {
+            Presented::Nothing => Err(ApiError::AuthRequired { basic }),
+            presented => {
+                // Every gate is tried, so the time taken does not depend on which one matched.
+                let mut ok = false;
+                for gate in gates {
+                    ok |= self.opens(gate, &presented).await;
+                }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ApiError::AuthWrong)
+                }
+            }
+        }
+    }
+
+    async fn opens(&self, gate: &Gate, presented: &Presented) -> bool {
+        match (presented, gate) {
+            (
+                Presented::Token(t),
+                Gate {
+                    token: Some(want), ..
+                },
+            ) => digest(t).ct_eq(want).into(),
+            (Presented::Basic { user, password }, Gate { basic: Some(b), .. }) => {
+                let user_ok: bool = digest(user).ct_eq(&b.user).into();
+                let password_ok = self.password_matches(&b.password, password).await;
+                user_ok & password_ok
+            }
+            _ => false,
+        }
+    }
+
+    async fn password_matches(&self, want: &Password, given: &str) -> bool {
+        let given_digest = raw_digest(given);
+        match want {
+            Password::Digest(d) => given_digest.ct_eq(d).into(),
+            Password::Hashed { phc, verified } => {
+                let known = verified
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .fold(subtle::Choice::from(0), |acc, d| {
+                        acc | d.ct_eq(&given_digest)
+                    });
+                if known.into() {
+                    return true;
+                }
+                let Ok(_permit) = self.verifying.acquire().await else {
+                    return false;
+                };
+                let (phc, given) = (phc.clone(), given.to_string());
+                let ok = tokio::task::spawn_blocking(move || verify_phc(&phc, &given))
+                    .await
+                    .unwrap_or(false);
+                if ok {
+                    let mut verified = verified.lock().unwrap();
+                    if verified.len() == VERIFIED_CACHE {
+                        verified.pop_front();
+                    }
+                    verified.push_back(given_digest);
+                }
+                ok
+            }
+        }
+    }
+}
+
+/// Checks `password` against an Argon2 (or other supported) PHC string.
+fn verify_phc(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Hashes a password for the config's `basic_password_hash` (Argon2id, random salt).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn scope(path: &str) -> Scope<'_> {
+    if path == "/metrics" {
+        Scope::Metrics
+    } else if let Some(name) = path.strip_prefix("/api/streams/") {
+        Scope::Stream(name.trim_end_matches('/'))
+    } else if path == "/api" || path.starts_with("/api/") {
+        Scope::Relay
+    } else if let Some(rest) = path.strip_prefix("/streams/") {
+        if rest.ends_with("/ingest") {
+            // The push stream's own token guards it (crate::ingest).
+            Scope::Open
+        } else {
+            Scope::Stream(rest.rsplit_once('.').map_or(rest, |(name, _)| name))
+        }
+    } else {
+        Scope::Open
+    }
+}
+
+/// The credentials in the `Authorization` header, else in `?token=`.
+fn presented(authorization: Option<&str>, query: Option<&str>) -> Result<Presented, ApiError> {
+    if let Some(value) = authorization {
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            return Ok(Presented::Token(rest.to_string()));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine;
+            let bad = || {
+                ApiError::BadAuthorization(
+                    "Authorization: Basic must carry base64 of USER:PASSWORD".into(),
+                )
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .map_err(|_| bad())?;
+            let text = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (user, password) = text.split_once(':').ok_or_else(bad)?;
+            return Ok(Presented::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            });
+        }
+        return Err(ApiError::BadAuthorization(
+            "Authorization must be Bearer TOKEN or Basic base64(USER:PASSWORD)".into(),
+        ));
+    }
+    let token = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    Ok(token.map_or(Presented::Nothing, Presented::Token))
+}
+
+/// Tokens are compared without surrounding whitespace (a stray newline from a file or a shell).
+fn digest(token: &str) -> [u8; 32] {
+    raw_digest(token.trim())
+}
+
+/// Passwords are compared exactly.
+fn raw_digest(value: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes()).into()
+}
+
+/// The challenges for a 401: Bearer always, Basic when Basic credentials would open the route
+/// (a browser then shows its login dialog).
+pub fn challenges(basic: bool) -> Vec<String> {
+    let mut out = vec![format!("Bearer realm=\"{REALM}\"")];
+    if basic {
+        out.push(format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""));
+    }
+    out
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("relay", &self.relay.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .field("streams", &self.streams.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> Secret {
+        Secret::new(s).unwrap()
+    }
+
+    fn basic_header(user: &str, password: &str) -> String {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    #[test]
+    fn routes_map_to_scopes() {
+        assert_eq!(scope("/healthz"), Scope::Open);
+        assert_eq!(scope("/"), Scope::Open);
+        assert_eq!(scope("/index.html"), Scope::Open);
+        assert_eq!(scope("/metrics"), Scope::Metrics);
+        assert_eq!(scope("/api/time"), Scope::Relay);
+        assert_eq!(scope("/api/streams"), Scope::Relay);
+        assert_eq!(scope("/api/streams/cam"), Scope::Stream("cam"));
+        assert_eq!(scope("/streams/cam.mjpg"), Scope::Stream("cam"));
+        assert_eq!(scope("/streams/cam.frames"), Scope::Stream("cam"));
+        assert_eq!(scope("/streams/cam.jpg"), Scope::Stream("cam"));
+        assert_eq!(scope("/streams/cam/ingest"), Scope::Open);
+    }
+
+    #[tokio::test]
+    async fn tokens_basic_and_per_stream_gates() {
+        let access = Access::new(&AccessConfig {
+            token: Some(secret("relay-token")),
+            basic: Some(BasicConfig {
+                user: "ops".into(),
+                password: PasswordConfig::Plain(secret("pw")),
+            }),
+            metrics_token: Some(secret("scrape")),
+            stream_tokens: vec![("lobby".into(), secret("lobby-token"))],
+        })
+        .unwrap();
+        let check = |path: &'static str, auth: Option<String>, query: Option<&'static str>| {
+            let access = &access;
+            async move { access.check(path, auth.as_deref(), query).await }
+        };
+        assert!(matches!(
+            check("/streams/cam.mjpg", None, None).await,
+            Err(ApiError::AuthRequired { basic: true })
+        ));
+        assert!(check("/streams/cam.mjpg", None, Some("token=relay-token"))
+            .await
+            .is_ok());
+        assert!(
+            check("/streams/cam.mjpg", Some("Bearer relay-token".into()), None)
+                .await
+                .is_ok()
+        );
+        assert!(
+            check("/streams/cam.mjpg", Some(basic_header("ops", "pw")), None)
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            check("/streams/cam.mjpg", Some(basic_header("ops", "nope")), None).await,
+            Err(ApiError::AuthWrong)
+        ));
+        assert!(matches!(
+            check("/streams/cam.mjpg", Some(basic_header("root", "pw")), None).await,
+            Err(ApiError::AuthWrong)
+        ));
+        // A stream's own token opens that stream, and nothing else.
+        assert!(
+            check("/streams/lobby.mjpg", None, Some("token=lobby-token"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            check("/streams/lobb%79.jpg", None, Some("token=lobby-token"))
+                .await
+                .is_ok()
+        );
+        assert!(check("/api/streams/lobby", None, Some("token=lobby-token"))
+            .await
+            .is_ok());
+        assert!(matches!(
+            check("/streams/cam.mjpg", None, Some("token=lobby-token")).await,
+            Err(ApiError::AuthWrong)
+        ));
+        assert!(matches!(
+            check("/api/streams", None, Some("token=lobby-token")).await,
+            Err(ApiError::AuthWrong)
+        ));
+        // The metrics token opens /metrics only; the relay's credentials open it too.
+        assert!(check("/metrics", Some("Bearer scrape".into()), None)
+            .await
+            .is_ok());
+        assert!(check("/metrics", Some("Bearer relay-token".into()), None)
+            .await
+            .is_ok());
+        assert!(matches!(
+            check("/api/time", Some("Bearer scrape".into()), None).await,
+            Err(ApiError::AuthWrong)
+        ));
+        assert!(check("/healthz", None, None).await.is_ok());
+        assert!(matches!(
+            check("/api/time", Some("Digest abc".into()), None).await,
+            Err(ApiError::BadAuthorization(_))
+        ));
+        assert!(matches!(
+            check("/api/time", Some("Basic !!!".into()), None).await,
+            Err(ApiError::BadAuthorization(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn hashed_passwords_verify_and_are_remembered() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        let access = Access::new(&AccessConfig {
+            basic: Some(BasicConfig {
+                user: "ops".into(),
+                password: PasswordConfig::Hashed(secret(&phc)),
+            }),
+            ..AccessConfig::default()
+        })
+        .unwrap();
+        let good = basic_header("ops", "correct horse");
+        assert!(access.check("/api/time", Some(&good), None).await.is_ok());
+        assert!(access.check("/api/time", Some(&good), None).await.is_ok());
+        let bad = basic_header("ops", "correct horse!");
+        assert!(matches!(
+            access.check("/api/time", Some(&bad), None).await,
+            Err(ApiError::AuthWrong)
+        ));
+        // A token is not a password.
+        assert!(matches!(
+            access
+                .check("/api/time", None, Some("token=correct horse"))
+                .await,
+            Err(ApiError::AuthWrong)
+        ));
+        assert!(Access::new(&AccessConfig {
+            basic: Some(BasicConfig {
+                user: "ops".into(),
+                password: PasswordConfig::Hashed(secret("plain-text")),
+            }),
+            ..AccessConfig::default()
+        })
+        .is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_configured_is_open() {
+        let access = Access::new(&AccessConfig::default()).unwrap();
+        assert!(access.is_open());
+        assert!(access.check("/streams/main.mjpg", None, None).await.is_ok());
+        assert!(access.check("/metrics", None, None).await.is_ok());
+    }
+}
