@@ -22,7 +22,7 @@
 //! percent-decoded path, so `/streams/ma%69n.mjpg` is guarded like `/streams/main.mjpg`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use subtle::ConstantTimeEq;
@@ -59,6 +59,23 @@ pub struct BasicConfig {
     pub password: PasswordConfig,
 }
 
+impl BasicConfig {
+    /// A user name Basic can carry: not empty, no `:` (RFC 7617 splits at the first one), no
+    /// surrounding spaces.
+    pub fn new(user: &str, password: PasswordConfig) -> Result<BasicConfig, String> {
+        if user.is_empty() || user.contains(':') || user.trim() != user {
+            return Err(format!(
+                "basic user {user:?} cannot be used: it must be non-empty, without ':' and without \
+                 surrounding spaces"
+            ));
+        }
+        Ok(BasicConfig {
+            user: user.to_string(),
+            password,
+        })
+    }
+}
+
 /// A Basic password: as given, or as an Argon2 PHC string (`mjpeg-relay hash-password`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PasswordConfig {
@@ -78,9 +95,12 @@ pub struct Access {
     relay: Option<Gate>,
     metrics: Option<Gate>,
     streams: HashMap<String, Gate>,
+    /// Push streams: their ingest route is guarded by their own token.
+    push_streams: Vec<String>,
     /// One Argon2 verification at a time: each takes tens of milliseconds of CPU by design, and a
-    /// flood of wrong passwords must not take every core from the viewers.
-    verifying: Semaphore,
+    /// flood of wrong passwords must not take every core from the viewers. The permit travels
+    /// with the blocking job, so a client that hangs up does not free it early.
+    verifying: Arc<Semaphore>,
 }
 
 impl Default for Access {
@@ -111,16 +131,15 @@ enum Password {
 
 /// Which gates a request must pass.
 #[derive(Debug, PartialEq, Eq)]
-enum Scope<'a> {
+enum Scope {
     Open,
     Relay,
-    Stream(&'a str),
+    Stream(String),
     Metrics,
 }
 
 /// What a request presented.
 enum Presented {
-    Nothing,
     Token(String),
     Basic { user: String, password: String },
 }
@@ -132,12 +151,13 @@ impl Access {
             relay: None,
             metrics: None,
             streams: HashMap::new(),
-            verifying: Semaphore::new(1),
+            push_streams: Vec::new(),
+            verifying: Arc::new(Semaphore::new(1)),
         }
     }
 
     /// Builds the checks; a hashed password that is not a PHC string is refused here, at startup.
-    pub fn new(config: &AccessConfig) -> Result<Access, String> {
+    pub fn new(config: &AccessConfig, push_streams: Vec<String>) -> Result<Access, String> {
         let basic = match &config.basic {
             None => None,
             Some(b) => Some(Basic {
@@ -145,12 +165,7 @@ impl Access {
                 password: match &b.password {
                     PasswordConfig::Plain(p) => Password::Digest(raw_digest(p.expose())),
                     PasswordConfig::Hashed(phc) => {
-                        PasswordHash::new(phc.expose()).map_err(|e| {
-                            format!(
-                                "basic_password_hash is not a password hash ({e}); \
-                                 make one with `mjpeg-relay hash-password`"
-                            )
-                        })?;
+                        check_phc(phc.expose())?;
                         Password::Hashed {
                             phc: phc.expose().to_string(),
                             verified: Mutex::new(VecDeque::new()),
@@ -175,13 +190,9 @@ impl Access {
                 .iter()
                 .map(|(name, t)| (name.clone(), token_gate(t)))
                 .collect(),
-            verifying: Semaphore::new(1),
+            push_streams,
+            verifying: Arc::new(Semaphore::new(1)),
         })
-    }
-
-    /// True when viewers need no credentials on any stream.
-    pub fn is_open(&self) -> bool {
-        self.relay.is_none() && self.streams.is_empty()
     }
 
     /// Lets the request through, or says why not.
@@ -191,13 +202,12 @@ impl Access {
         authorization: Option<&str>,
         query: Option<&str>,
     ) -> Result<(), ApiError> {
-        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let gates: Vec<&Gate> = match scope(&decoded) {
+        let gates: Vec<&Gate> = match scope(path, &self.push_streams) {
             Scope::Open => return Ok(()),
             Scope::Relay => self.relay.iter().collect(),
             Scope::Stream(name) => self
                 .streams
-                .get(name)
+                .get(&name)
                 .into_iter()
                 .chain(&self.relay)
                 .collect(),
@@ -207,20 +217,22 @@ impl Access {
             return Ok(());
         }
         let basic = gates.iter().any(|g| g.basic.is_some());
-        match presented(authorization, query)? {
-            Presented::Nothing => Err(ApiError::AuthRequired { basic }),
-            presented => {
-                // Every gate is tried, so the time taken does not depend on which one matched.
-                let mut ok = false;
-                for gate in gates {
-                    ok |= self.opens(gate, &presented).await;
-                }
-                if ok {
-                    Ok(())
-                } else {
-                    Err(ApiError::AuthWrong)
-                }
+        let presented = presented(authorization, query)?;
+        if presented.is_empty() {
+            return Err(ApiError::AuthRequired { basic });
+        }
+        // Every credential against every gate, so the time taken does not depend on which one
+        // matched.
+        let mut ok = false;
+        for p in &presented {
+            for gate in &gates {
+                ok |= self.opens(gate, p).await;
             }
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::AuthWrong)
         }
     }
 
@@ -256,13 +268,16 @@ impl Access {
                 if known.into() {
                     return true;
                 }
-                let Ok(_permit) = self.verifying.acquire().await else {
+                let Ok(permit) = self.verifying.clone().acquire_owned().await else {
                     return false;
                 };
                 let (phc, given) = (phc.clone(), given.to_string());
-                let ok = tokio::task::spawn_blocking(move || verify_phc(&phc, &given))
-                    .await
-                    .unwrap_or(false);
+                let ok = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    verify_phc(&phc, &given)
+                })
+                .await
+                .unwrap_or(false);
                 if ok {
                     let mut verified = verified.lock().unwrap();
                     if verified.len() == VERIFIED_CACHE {
@@ -276,7 +291,24 @@ impl Access {
     }
 }
 
-/// Checks `password` against an Argon2 (or other supported) PHC string.
+/// A hash the relay can verify: an Argon2 PHC string with valid parameters. Anything else would
+/// start fine and then refuse every password.
+fn check_phc(phc: &str) -> Result<(), String> {
+    let help = "make one with `mjpeg-relay hash-password`";
+    let hash = PasswordHash::new(phc)
+        .map_err(|e| format!("basic_password_hash is not a password hash ({e}); {help}"))?;
+    if !hash.algorithm.as_str().starts_with("argon2") {
+        return Err(format!(
+            "basic_password_hash uses {}, not Argon2; {help}",
+            hash.algorithm
+        ));
+    }
+    argon2::Params::try_from(&hash)
+        .map_err(|e| format!("basic_password_hash has bad Argon2 parameters ({e}); {help}"))?;
+    Ok(())
+}
+
+/// Checks `password` against an Argon2 PHC string.
 fn verify_phc(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|hash| {
         argon2::Argon2::default()
@@ -295,59 +327,93 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn scope(path: &str) -> Scope<'_> {
-    if path == "/metrics" {
-        Scope::Metrics
-    } else if let Some(name) = path.strip_prefix("/api/streams/") {
-        Scope::Stream(name.trim_end_matches('/'))
-    } else if path == "/api" || path.starts_with("/api/") {
-        Scope::Relay
-    } else if let Some(rest) = path.strip_prefix("/streams/") {
-        if rest.ends_with("/ingest") {
-            // The push stream's own token guards it (crate::ingest).
-            Scope::Open
-        } else {
-            Scope::Stream(rest.rsplit_once('.').map_or(rest, |(name, _)| name))
-        }
-    } else {
-        Scope::Open
+/// Which gates guard `path`. The raw path is split on `/` first and each segment decoded after,
+/// as poem's router does, so an encoded `%2F` cannot make the two disagree; only the exact
+/// shapes of the relay's routes are told apart, and anything else under `/streams` or `/api` is
+/// guarded like the API.
+fn scope(path: &str, push_streams: &[String]) -> Scope {
+    let segments: Option<Vec<String>> = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect();
+    let Some(segments) = segments else {
+        return Scope::Relay;
+    };
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["healthz"] => Scope::Open,
+        ["metrics"] => Scope::Metrics,
+        ["streams", file] => Scope::Stream(
+            file.rsplit_once('.')
+                .map_or(*file, |(name, _)| name)
+                .to_string(),
+        ),
+        // A push stream's own token guards its ingest (crate::ingest); for any other name the
+        // answer (no such stream, not a push stream) would tell which streams exist.
+        ["streams", name, "ingest"] if push_streams.iter().any(|p| p == name) => Scope::Open,
+        ["api", "streams", name] => Scope::Stream(name.to_string()),
+        ["streams", ..] | ["api", ..] => Scope::Relay,
+        _ => Scope::Open,
     }
 }
 
-/// The credentials in the `Authorization` header, else in `?token=`.
-fn presented(authorization: Option<&str>, query: Option<&str>) -> Result<Presented, ApiError> {
+/// The credentials a request presents: its `Authorization` header and its `?token=`, both
+/// tried (a browser may send cached Basic credentials, or a proxy its own header, with an
+/// `<img>` whose URL carries the token). A header that does not parse is an error only when
+/// nothing else was presented.
+fn presented(authorization: Option<&str>, query: Option<&str>) -> Result<Vec<Presented>, ApiError> {
+    let mut out = Vec::new();
+    let mut malformed = None;
     if let Some(value) = authorization {
-        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-        let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-            return Ok(Presented::Token(rest.to_string()));
+        match parse_authorization(value) {
+            Ok(p) => out.push(p),
+            Err(e) => malformed = Some(e),
         }
-        if scheme.eq_ignore_ascii_case("basic") {
-            use base64::Engine;
-            let bad = || {
-                ApiError::BadAuthorization(
-                    "Authorization: Basic must carry base64 of USER:PASSWORD".into(),
-                )
-            };
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .map_err(|_| bad())?;
-            let text = String::from_utf8(decoded).map_err(|_| bad())?;
-            let (user, password) = text.split_once(':').ok_or_else(bad)?;
-            return Ok(Presented::Basic {
-                user: user.to_string(),
-                password: password.to_string(),
-            });
-        }
-        return Err(ApiError::BadAuthorization(
-            "Authorization must be Bearer TOKEN or Basic base64(USER:PASSWORD)".into(),
-        ));
     }
     let token = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty());
-    Ok(token.map_or(Presented::Nothing, Presented::Token))
+    out.extend(token.map(Presented::Token));
+    match malformed {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
+}
+
+fn parse_authorization(value: &str) -> Result<Presented, ApiError> {
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(Presented::Token(rest.to_string()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let bad = || {
+            ApiError::BadAuthorization(
+                "Authorization: Basic must carry base64 of USER:PASSWORD".into(),
+            )
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (user, password) = text.split_once(':').ok_or_else(bad)?;
+        return Ok(Presented::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        });
+    }
+    Err(ApiError::BadAuthorization(
+        "Authorization must be Bearer TOKEN or Basic base64(USER:PASSWORD)".into(),
+    ))
 }
 
 /// Tokens are compared without surrounding whitespace (a stray newline from a file or a shell).
@@ -399,30 +465,45 @@ mod tests {
 
     #[test]
     fn routes_map_to_scopes() {
+        let push = vec!["cam".to_string()];
+        let scope = |p| scope(p, &push);
+        let stream = |n: &str| Scope::Stream(n.to_string());
         assert_eq!(scope("/healthz"), Scope::Open);
         assert_eq!(scope("/"), Scope::Open);
         assert_eq!(scope("/index.html"), Scope::Open);
         assert_eq!(scope("/metrics"), Scope::Metrics);
         assert_eq!(scope("/api/time"), Scope::Relay);
         assert_eq!(scope("/api/streams"), Scope::Relay);
-        assert_eq!(scope("/api/streams/cam"), Scope::Stream("cam"));
-        assert_eq!(scope("/streams/cam.mjpg"), Scope::Stream("cam"));
-        assert_eq!(scope("/streams/cam.frames"), Scope::Stream("cam"));
-        assert_eq!(scope("/streams/cam.jpg"), Scope::Stream("cam"));
+        assert_eq!(scope("/api/streams/main"), stream("main"));
+        assert_eq!(scope("/streams/main.mjpg"), stream("main"));
+        assert_eq!(scope("/streams/main.frames"), stream("main"));
+        assert_eq!(scope("/streams/ma%69n.jpg"), stream("main"));
         assert_eq!(scope("/streams/cam/ingest"), Scope::Open);
+        // Not a push stream: its ingest answer would name the streams.
+        assert_eq!(scope("/streams/main/ingest"), Scope::Relay);
+        assert_eq!(scope("/streams/nope/ingest"), Scope::Relay);
+        // Shapes the router does not serve as streams, or only as the API.
+        assert_eq!(scope("/streams/main.mjpg%2Fingest"), stream("main"));
+        assert_eq!(scope("/streams/cam%2Fingest"), stream("cam/ingest"));
+        assert_eq!(scope("/api/streams/main/"), Scope::Relay);
+        assert_eq!(scope("/streams/main.mjpg/"), Scope::Relay);
+        assert_eq!(scope("/streams/%ff.mjpg"), Scope::Relay);
     }
 
     #[tokio::test]
     async fn tokens_basic_and_per_stream_gates() {
-        let access = Access::new(&AccessConfig {
-            token: Some(secret("relay-token")),
-            basic: Some(BasicConfig {
-                user: "ops".into(),
-                password: PasswordConfig::Plain(secret("pw")),
-            }),
-            metrics_token: Some(secret("scrape")),
-            stream_tokens: vec![("lobby".into(), secret("lobby-token"))],
-        })
+        let access = Access::new(
+            &AccessConfig {
+                token: Some(secret("relay-token")),
+                basic: Some(BasicConfig {
+                    user: "ops".into(),
+                    password: PasswordConfig::Plain(secret("pw")),
+                }),
+                metrics_token: Some(secret("scrape")),
+                stream_tokens: vec![("lobby".into(), secret("lobby-token"))],
+            },
+            Vec::new(),
+        )
         .unwrap();
         let check = |path: &'static str, auth: Option<String>, query: Option<&'static str>| {
             let access = &access;
@@ -487,6 +568,21 @@ mod tests {
             Err(ApiError::AuthWrong)
         ));
         assert!(check("/healthz", None, None).await.is_ok());
+        // A header that does not open the route does not hide a ?token= that does.
+        assert!(check(
+            "/streams/cam.mjpg",
+            Some(basic_header("ops", "stale")),
+            Some("token=relay-token")
+        )
+        .await
+        .is_ok());
+        assert!(check(
+            "/streams/cam.mjpg",
+            Some("Negotiate abc".into()),
+            Some("token=relay-token")
+        )
+        .await
+        .is_ok());
         assert!(matches!(
             check("/api/time", Some("Digest abc".into()), None).await,
             Err(ApiError::BadAuthorization(_))
@@ -501,13 +597,16 @@ mod tests {
     async fn hashed_passwords_verify_and_are_remembered() {
         let phc = hash_password("correct horse").unwrap();
         assert!(phc.starts_with("$argon2id$"), "{phc}");
-        let access = Access::new(&AccessConfig {
-            basic: Some(BasicConfig {
-                user: "ops".into(),
-                password: PasswordConfig::Hashed(secret(&phc)),
-            }),
-            ..AccessConfig::default()
-        })
+        let access = Access::new(
+            &AccessConfig {
+                basic: Some(BasicConfig {
+                    user: "ops".into(),
+                    password: PasswordConfig::Hashed(secret(&phc)),
+                }),
+                ..AccessConfig::default()
+            },
+            Vec::new(),
+        )
         .unwrap();
         let good = basic_header("ops", "correct horse");
         assert!(access.check("/api/time", Some(&good), None).await.is_ok());
@@ -524,20 +623,28 @@ mod tests {
                 .await,
             Err(ApiError::AuthWrong)
         ));
-        assert!(Access::new(&AccessConfig {
-            basic: Some(BasicConfig {
-                user: "ops".into(),
-                password: PasswordConfig::Hashed(secret("plain-text")),
-            }),
-            ..AccessConfig::default()
-        })
-        .is_err());
+        // Not a hash, or not one the relay can verify: refused at startup.
+        for bad in [
+            "plain-text",
+            "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=1,t=0,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
+            let config = AccessConfig {
+                basic: Some(BasicConfig {
+                    user: "ops".into(),
+                    password: PasswordConfig::Hashed(secret(bad)),
+                }),
+                ..AccessConfig::default()
+            };
+            assert!(Access::new(&config, Vec::new()).is_err(), "{bad}");
+        }
+        assert!(BasicConfig::new("a:b", PasswordConfig::Plain(secret("x"))).is_err());
+        assert!(BasicConfig::new("", PasswordConfig::Plain(secret("x"))).is_err());
     }
 
     #[tokio::test]
     async fn nothing_configured_is_open() {
-        let access = Access::new(&AccessConfig::default()).unwrap();
-        assert!(access.is_open());
+        let access = Access::new(&AccessConfig::default(), Vec::new()).unwrap();
         assert!(access.check("/streams/main.mjpg", None, None).await.is_ok());
         assert!(access.check("/metrics", None, None).await.is_ok());
     }

@@ -123,6 +123,15 @@ pub struct Cli {
     )]
     pub metrics_token: Option<Secret>,
 
+    /// Serve HTTPS with this PEM certificate chain (leaf first), and HTTP/2 to clients that
+    /// offer it, which lifts browsers' six-streams-per-host limit. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// An origin whose pages may read streams, snapshots and the API from script (CORS), e.g.
     /// https://ops.example.com; repeat for more; `*` for any. Default: the relay's own origin
     /// only. `<img>` embedding works from any page either way.
@@ -200,6 +209,8 @@ pub struct Settings {
     pub limits: Limits,
     pub allow_origins: Vec<String>,
     pub access: crate::auth::AccessConfig,
+    /// Certificate and key files for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
 }
@@ -256,16 +267,20 @@ impl Cli {
             access: AccessConfig {
                 token: self.auth_token.clone().or(file.auth_token),
                 basic: match (&self.basic_user, &self.basic_password) {
-                    (Some(user), Some(password)) => Some(BasicConfig {
-                        user: user.clone(),
-                        password: PasswordConfig::Plain(password.clone()),
-                    }),
+                    (Some(user), Some(password)) => Some(BasicConfig::new(
+                        user,
+                        PasswordConfig::Plain(password.clone()),
+                    )?),
                     _ => file.basic,
                 },
                 metrics_token: self.metrics_token.clone().or(file.metrics_token),
                 // A --stream that replaces a file's stream keeps the file's token for that name:
                 // viewers know the stream by its name.
                 stream_tokens: file.stream_tokens,
+            },
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+                _ => file.tls,
             },
             limits: Limits {
                 max_viewers: self.max_viewers.or(file.max_viewers),
@@ -292,6 +307,7 @@ pub struct FileConfig {
     pub basic: Option<BasicConfig>,
     pub metrics_token: Option<Secret>,
     pub stream_tokens: Vec<(String, Secret)>,
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The file as written. Unknown keys are refused (with their name and line), so a typo never
@@ -312,6 +328,8 @@ struct RawFile {
     basic_password: Option<toml::Spanned<String>>,
     basic_password_hash: Option<toml::Spanned<String>>,
     metrics_token: Option<toml::Spanned<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     log: Option<String>,
     #[serde(default)]
     stream: Vec<RawStream>,
@@ -334,8 +352,17 @@ impl FileConfig {
 
     pub fn parse(text: &str) -> Result<FileConfig, String> {
         let raw: RawFile =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
-        let line = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+            // The error's message and line only: its full text quotes the line, which may hold
+            // a token or a password.
+            toml::from_str(text).map_err(|e: toml::de::Error| match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text[..span.start.min(text.len())].matches('\n').count() + 1,
+                    e.message()
+                ),
+                None => e.message().to_string(),
+            })?;
+        let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let secret = |key: &str, t: Option<toml::Spanned<String>>| {
             t.map(|t| {
                 Secret::new(t.get_ref())
@@ -384,10 +411,10 @@ impl FileConfig {
             (None, None) => None,
         };
         let basic = match (raw.basic_user, password) {
-            (Some(user), Some(password)) => Some(BasicConfig {
-                user: user.into_inner(),
-                password,
-            }),
+            (Some(user), Some(password)) => Some(
+                BasicConfig::new(user.get_ref(), password)
+                    .map_err(|e| format!("line {basic_at}: {e}"))?,
+            ),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(format!(
@@ -418,6 +445,11 @@ impl FileConfig {
             basic,
             metrics_token: secret("metrics_token", raw.metrics_token)?,
             stream_tokens,
+            tls: match (raw.tls_cert, raw.tls_key) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err("tls_cert and tls_key go together: give both or neither".into()),
+            },
         })
     }
 }

@@ -11,13 +11,22 @@
 //!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
 //!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
+//! Over TLS ([`crate::tls`]) a client that offers `h2` gets HTTP/2, where many viewers share one
+//! connection and a flush says nothing about any one of them. There the gate is h2's own send
+//! buffer: hyper polls a response body for its next chunk only while the stream's buffered,
+//! unsent data is under [`H2_SEND_BUFFER`], so a viewer's loop is asked for a frame only once
+//! the previous one has (nearly) left for the connection, and then takes the newest. The socket
+//! keeps `TCP_NOTSENT_LOWAT`, so a slow link backs up into that buffer, not the kernel's.
+//!
 //! Connections are served here with hyper directly rather than `poem::Server`: poem boxes every
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
 //! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
 //! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`.
 //! poem still does everything above the connection: routes, extractors, responses.
 
+use http_body_util::combinators::BoxBody;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -50,6 +59,13 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// (measured: 100 KB accepted, 300 KB refused). Real requests here are well under 2 KB; ingest
 /// bodies are streamed through in chunks, never held whole.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// HTTP/2: unsent bytes a stream may hold in h2's buffer before hyper stops asking its body for
+/// more; as small as the kernel's allowance, so a frame waits in at most one place.
+pub const H2_SEND_BUFFER: usize = NOTSENT_LOWAT as usize;
+
+/// Time a TLS client has to complete its handshake (the slow-loris limit before any request).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = HEADER_TIMEOUT;
 
 /// Per-connection state shared between the socket wrapper and the handlers serving on it; found
 /// in each request's extensions.
@@ -100,13 +116,13 @@ impl ConnState {
     }
 }
 
-/// A TCP connection that reports hyper's flushes to its [`ConnState`].
-pub struct TrackedStream {
-    inner: TcpStream,
+/// A connection (TCP, or TLS over TCP) that reports hyper's flushes to its [`ConnState`].
+pub struct TrackedStream<S> {
+    inner: S,
     state: Arc<ConnState>,
 }
 
-impl AsyncRead for TrackedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TrackedStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -116,7 +132,7 @@ impl AsyncRead for TrackedStream {
     }
 }
 
-impl AsyncWrite for TrackedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -151,16 +167,19 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// Accepts connections on `listener` and serves `app` on each until `shutdown` fires; then gives
-/// open connections `grace` to finish (streams end at once on shutdown) and returns.
+/// Accepts connections on `listener` and serves `app` on each (over TLS when `tls` is given)
+/// until `shutdown` fires; then gives open connections `grace` to finish (streams end at once on
+/// shutdown) and returns.
 pub async fn serve(
     listener: TcpListener,
     app: impl IntoEndpoint<Endpoint: 'static>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> io::Result<()> {
     let app = Arc::new(app.into_endpoint().map_to_response());
     let local = listener.local_addr()?;
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -178,9 +197,22 @@ pub async fn serve(
         };
         configure(&stream);
         let span = tracing::debug_span!("conn", %peer);
+        let conn = Connection {
+            local,
+            peer,
+            shutdown: shutdown.clone(),
+            grace,
+        };
+        let app = app.clone();
+        let tls = tls.clone();
         connections.spawn(
-            serve_connection(stream, local, peer, app.clone(), shutdown.clone(), grace)
-                .instrument(span),
+            async move {
+                match tls {
+                    None => conn.serve_http1(stream, Scheme::HTTP, app).await,
+                    Some(acceptor) => conn.serve_tls(stream, acceptor, app).await,
+                }
+            }
+            .instrument(span),
         );
     }
     connections.close();
@@ -196,59 +228,143 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection<E>(
-    stream: TcpStream,
+/// One accepted connection.
+struct Connection {
     local: SocketAddr,
     peer: SocketAddr,
-    app: Arc<E>,
     shutdown: CancellationToken,
     grace: Duration,
-) where
-    E: Endpoint<Output = Response> + 'static,
-{
-    let state = Arc::new(ConnState::default());
-    let io = TrackedStream {
-        inner: stream,
-        state: state.clone(),
-    };
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let (app, state) = (app.clone(), state.clone());
-        async move {
-            let mut req = poem::Request::from((
-                req,
-                LocalAddr(local.into()),
-                RemoteAddr(peer.into()),
-                Scheme::HTTP,
-            ));
-            req.extensions_mut().insert(state);
-            let resp = app.get_response(req).await;
-            Ok::<_, Infallible>(hyper::Response::from(resp))
-        }
-    });
-    // HTTP/1.1 only: the flush accounting above is hyper's HTTP/1 behaviour, and one connection
-    // carries one stream. (Browsers use HTTP/2 only over TLS, which is not served yet.)
-    let conn = hyper::server::conn::http1::Builder::new()
-        // Frames go out from their shared buffers with writev, never copied (see the module docs).
-        .writev(true)
-        // A connection must deliver a complete request head within HEADER_TIMEOUT of opening
-        // (or of its previous response): idle and slow-loris connections are closed.
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        // Request heads over this are refused with 431; bodies still stream through in chunks.
-        .max_buf_size(MAX_HEAD_BYTES)
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(err) = res {
-                tracing::debug!(%err, "connection ended with an error");
+}
+
+impl Connection {
+    /// The hyper service for this connection: poem's app, with the connection's state (HTTP/1
+    /// only) in each request's extensions.
+    fn service<E>(
+        &self,
+        app: Arc<E>,
+        scheme: Scheme,
+        state: Option<Arc<ConnState>>,
+    ) -> impl hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = hyper::Response<BoxBody<bytes::Bytes, io::Error>>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+           + 'static
+    where
+        E: Endpoint<Output = Response> + 'static,
+    {
+        let (local, peer) = (self.local, self.peer);
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (app, state, scheme) = (app.clone(), state.clone(), scheme.clone());
+            async move {
+                let mut req = poem::Request::from((
+                    req,
+                    LocalAddr(local.into()),
+                    RemoteAddr(peer.into()),
+                    scheme,
+                ));
+                if let Some(state) = state {
+                    req.extensions_mut().insert(state);
+                }
+                let resp = app.get_response(req).await;
+                Ok::<_, Infallible>(hyper::Response::from(resp))
             }
-            return;
-        }
-        _ = shutdown.cancelled() => {}
+        })
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(grace, conn).await;
+
+    /// Serves `conn` until it ends or the relay shuts down; then asks it to finish gracefully
+    /// and gives it the grace period.
+    async fn drive<C>(&self, conn: C, graceful: impl FnOnce(Pin<&mut C>))
+    where
+        C: Future<Output = Result<(), hyper::Error>>,
+    {
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(err) = res {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            _ = self.shutdown.cancelled() => {}
+        }
+        graceful(conn.as_mut());
+        let _ = tokio::time::timeout(self.grace, conn).await;
+    }
+
+    async fn serve_tls<E>(self, stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, app: Arc<E>)
+    where
+        E: Endpoint<Output = Response> + 'static,
+    {
+        let handshake = tokio::select! {
+            r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+            _ = self.shutdown.cancelled() => return,
+        };
+        let tls = match handshake {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::debug!(%err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2);
+        if h2 {
+            self.serve_http2(tls, app).await
+        } else {
+            self.serve_http1(tls, Scheme::HTTPS, app).await
+        }
+    }
+
+    async fn serve_http1<S, E>(self, io: S, scheme: Scheme, app: Arc<E>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: Endpoint<Output = Response> + 'static,
+    {
+        let state = Arc::new(ConnState::default());
+        let io = TrackedStream {
+            inner: io,
+            state: state.clone(),
+        };
+        let service = self.service(app, scheme, Some(state));
+        // One connection carries one stream; the flush accounting above is hyper's HTTP/1
+        // behaviour.
+        let conn = hyper::server::conn::http1::Builder::new()
+            // Frames go out from their shared buffers with writev, never copied (module docs).
+            .writev(true)
+            // A connection must deliver a complete request head within HEADER_TIMEOUT of opening
+            // (or of its previous response): idle and slow-loris connections are closed.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            // Request heads over this are refused with 431; bodies still stream through in chunks.
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        self.drive(conn, |c| c.graceful_shutdown()).await
+    }
+
+    async fn serve_http2<S, E>(self, io: S, app: Arc<E>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: Endpoint<Output = Response> + 'static,
+    {
+        // No ConnState: a flush on a shared connection says nothing about one viewer. The gate
+        // is h2's per-stream send buffer (module docs).
+        let service = self.service(app, Scheme::HTTPS, None);
+        let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            // A peer that stops answering pings is gone (Wi-Fi lost, laptop asleep): its streams
+            // end and stop counting as viewers.
+            .keep_alive_interval(Some(Duration::from_secs(15)))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        self.drive(conn, |c| c.graceful_shutdown()).await
+    }
 }
 
 fn configure(stream: &TcpStream) {

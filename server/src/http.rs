@@ -132,16 +132,22 @@ fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
     })
 }
 
-/// True when the request's `Origin` is this relay itself, as the browser reached it.
+/// True when the request's `Origin` is this relay itself, as the browser reached it: the same
+/// scheme and the same host (`Host`, or HTTP/2's `:authority`).
 fn is_same_origin(req: &Request) -> bool {
-    let origin = req.headers().get(poem::http::header::ORIGIN);
-    let host = req.headers().get(poem::http::header::HOST);
-    match (
-        origin.and_then(|o| o.to_str().ok()),
-        host.and_then(|h| h.to_str().ok()),
-    ) {
+    let origin = req
+        .headers()
+        .get(poem::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    let host = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match (origin, host) {
         (Some(origin), Some(host)) => origin
-            .strip_prefix("http://")
+            .strip_prefix(req.scheme().as_str())
+            .and_then(|rest| rest.strip_prefix("://"))
             .is_some_and(|rest| rest.eq_ignore_ascii_case(host)),
         _ => false,
     }

@@ -9,6 +9,7 @@
 //! - [`stream`]: one named stream: newest frame, demand, the driver task, counters.
 //! - [`viewer`]: one viewer's response body: latest frame when its connection can take one.
 //! - [`conn`]: accepting and serving connections; flush tracking that keeps frames from piling up.
+//! - [`tls`]: HTTPS and, over it, HTTP/2.
 //! - [`http`]: routes and response headers. [`error`]: errors and their HTTP statuses.
 //! - [`auth`]: who may watch, read the API and scrape metrics.
 //! - [`ingest`]: `POST /streams/NAME/ingest`, frames pushed by other processes.
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod page;
 pub mod source;
 pub mod stream;
+pub mod tls;
 pub mod viewer;
 
 use std::collections::HashMap;
@@ -69,6 +71,8 @@ pub struct Relay {
     pub allow_origins: Vec<String>,
     /// Credentials each route needs.
     pub access: auth::Access,
+    /// Serve HTTPS (and HTTP/2) with this.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Why the relay could not start.
@@ -103,6 +107,8 @@ pub struct RelayOptions {
     pub allow_origins: Vec<String>,
     /// Who may watch, read the API and scrape metrics; default: everyone.
     pub access: auth::AccessConfig,
+    /// HTTPS with HTTP/2 ([`tls::server_config`]); default: plain HTTP/1.1.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for RelayOptions {
@@ -115,6 +121,7 @@ impl Default for RelayOptions {
             limits: config::Limits::default(),
             allow_origins: Vec::new(),
             access: auth::AccessConfig::default(),
+            tls: None,
         }
     }
 }
@@ -135,7 +142,13 @@ impl Relay {
                 .clone()
                 .or_else(|| options.access.token.clone()),
         };
-        let access = auth::Access::new(&options.access).map_err(StartError::Access)?;
+        let push_streams = specs
+            .iter()
+            .filter(|s| matches!(s.source, config::SourceSpec::Push(_)))
+            .map(|s| s.name.clone())
+            .collect();
+        let access =
+            auth::Access::new(&options.access, push_streams).map_err(StartError::Access)?;
         let dashboard = options.dashboard;
         let mut streams = Vec::new();
         let mut by_name = HashMap::new();
@@ -173,6 +186,7 @@ impl Relay {
             limits: options.limits,
             allow_origins: options.allow_origins,
             access,
+            tls: options.tls,
         }))
     }
 
@@ -199,7 +213,8 @@ pub(crate) fn permits(n: u64) -> usize {
 /// (streams end at once on shutdown; stragglers get [`SHUTDOWN_GRACE`]).
 pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
     let shutdown = relay.shutdown.clone();
-    conn::serve(listener, http::routes(relay), shutdown, SHUTDOWN_GRACE).await
+    let tls = relay.tls.clone();
+    conn::serve(listener, http::routes(relay), tls, shutdown, SHUTDOWN_GRACE).await
 }
 
 /// The `mjpeg-relay` command: parse, start, serve until Ctrl-C or SIGTERM.
@@ -239,6 +254,16 @@ pub fn main_entry() -> ExitCode {
             limits: settings.limits,
             allow_origins: settings.allow_origins.clone(),
             access: settings.access.clone(),
+            tls: match &settings.tls {
+                None => None,
+                Some((cert, key)) => match tls::server_config(cert, key) {
+                    Ok(config) => Some(config),
+                    Err(err) => {
+                        eprintln!("mjpeg-relay: {err}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            },
             ..RelayOptions::default()
         };
         let relay = match Relay::start(&settings.streams, options, shutdown.clone()) {
@@ -257,16 +282,30 @@ pub fn main_entry() -> ExitCode {
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         // Scripts and tests read this line to find the port (with --listen ...:0).
-        println!("mjpeg-relay listening on http://{addr}/");
-        if !settings.listen.ip().is_loopback() && relay.access.is_open() {
+        if settings.ingest_token.is_none()
+            && settings.access.token.is_some()
+            && settings.streams.iter().any(|s| {
+                matches!(&s.source, config::SourceSpec::Push(o) if o.token.is_none())
+            })
+        {
+            tracing::warn!(
+                "push streams without a token of their own take the viewers' --auth-token for \
+                 ingest: anyone who can read a page with a ?token= <img> can push frames; set \
+                 --ingest-token to keep pushing separate"
+            );
+        }
+        let scheme = if relay.tls.is_some() { "https" } else { "http" };
+        println!("mjpeg-relay listening on {scheme}://{addr}/");
+        if !settings.listen.ip().is_loopback() && !settings.access.protects_viewers() {
             tracing::warn!(
                 "listening on {addr}, beyond this machine, and anyone who can reach it can watch \
-                 every stream: set --auth-token (or --basic-user/--basic-password), or listen on \
-                 127.0.0.1 behind a proxy that checks access"
+                 the streams (all but those with their own auth_token) and read the API: set \
+                 --auth-token (or --basic-user/--basic-password), or listen on 127.0.0.1 behind \
+                 a proxy that checks access"
             );
         }
         for s in &relay.streams {
-            tracing::info!(stream = %s.name, source = %s.spec, "http://{addr}/streams/{}.mjpg", s.name);
+            tracing::info!(stream = %s.name, source = %s.spec, "{scheme}://{addr}/streams/{}.mjpg", s.name);
         }
         tokio::spawn(signal_shutdown(shutdown));
         match run(listener, relay).await {

@@ -55,6 +55,17 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with the flags that work here as root and
     /// offline (TOOLCHAIN.md), plus `extra` flags.
     pub async fn start(extra: &[&str]) -> Result<Browser> {
+        Self::launch(extra, "normal").await
+    }
+
+    /// [`Browser::start`] for pages that never finish loading (images waiting for a connection
+    /// that a multipart stream holds for ever): navigation returns at DOMContentLoaded, and
+    /// later commands do not wait for the load either.
+    pub async fn start_eager(extra: &[&str]) -> Result<Browser> {
+        Self::launch(extra, "eager").await
+    }
+
+    async fn launch(extra: &[&str], page_load_strategy: &str) -> Result<Browser> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -86,6 +97,7 @@ impl Browser {
             _profile: profile,
         };
         let caps = json!({
+            "pageLoadStrategy": page_load_strategy,
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let caps = caps.as_object().unwrap().clone();

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub mod browser;
 pub mod camera;
 pub mod proxy;
+pub mod tls;
 
 /// A relay running inside the test process on a free loopback port.
 pub struct TestRelay {
@@ -154,6 +155,32 @@ pub async fn send(
         .await?)
 }
 
+/// Sends `method path` with no body on a fresh connection; the status.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<u16> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        sender.send_request(req.body(Empty::<Bytes>::new())?),
+    )
+    .await
+    .context("no response within 10 s")??;
+    Ok(resp.status().as_u16())
+}
+
 /// POSTs `body` on a fresh connection; the status, headers and body as text.
 pub async fn post(
     addr: SocketAddr,
@@ -211,6 +238,11 @@ impl StreamReader {
         let resp = tokio::time::timeout(Duration::from_secs(10), send(addr, path, rcvbuf, &[]))
             .await
             .context("no response within 10 s")??;
+        Self::from_response(path, resp).await
+    }
+
+    /// Reads the stream in `resp` (any HTTP version), expecting 200 and a boundary.
+    pub async fn from_response(path: &str, resp: Response<Incoming>) -> Result<Self> {
         let (parts, body) = resp.into_parts();
         if parts.status != hyper::StatusCode::OK {
             let body = body.collect().await?.to_bytes();
@@ -403,7 +435,11 @@ impl RelayProcess {
         std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
         let addr = line
             .trim()
-            .strip_prefix("mjpeg-relay listening on http://")
+            .strip_prefix("mjpeg-relay listening on ")
+            .and_then(|s| {
+                s.strip_prefix("http://")
+                    .or_else(|| s.strip_prefix("https://"))
+            })
             .and_then(|s| s.strip_suffix('/'))
             .with_context(|| format!("unexpected first line {line:?}"))?
             .parse()?;

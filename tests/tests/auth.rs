@@ -54,6 +54,7 @@ async fn protected_relay() -> anyhow::Result<TestRelay> {
             "main=test?size=160x120&fps=30",
             "lobby=test?size=160x120&fps=30",
             "cam=push",
+            "own=push?token=push-token-4",
         ],
         RelayOptions {
             dashboard: "/nonexistent".into(),
@@ -116,11 +117,8 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
             403,
             "{route} wrong password"
         );
-        let sep = if route.contains('?') { '&' } else { '?' };
         assert_eq!(
-            status(&relay, &format!("{route}{sep}token=nope"), &[])
-                .await?
-                .0,
+            status(&relay, &format!("{route}?token=nope"), &[]).await?.0,
             403,
             "{route}?token=nope"
         );
@@ -133,7 +131,7 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
             "{route} bearer"
         );
         assert_eq!(
-            status(&relay, &format!("{route}{sep}token={TOKEN}"), &[])
+            status(&relay, &format!("{route}?token={TOKEN}"), &[])
                 .await?
                 .0,
             200,
@@ -147,6 +145,29 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
             "{route} basic"
         );
     }
+    // Paths the router does not serve as streams get no stream, with or without credentials;
+    // HEAD is checked like GET.
+    for path in [
+        "//streams/main.mjpg",
+        "/streams/main.mjpg/",
+        "/streams/main.mjpg%2Fingest",
+        "/api/streams/main/",
+    ] {
+        let resp = send(relay.addr, path, None, &[]).await?;
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        assert_ne!(
+            resp.status(),
+            200,
+            "{path} answered 200 ({ct}) without credentials"
+        );
+    }
+    let head = mjpeg_relay_tests::request(relay.addr, "HEAD", "/streams/main.mjpg", &[]).await?;
+    assert_eq!(head, 401);
+
     // A header that is neither Bearer nor Basic is a malformed request, not a guess.
     let (code, _) = status(&relay, "/api/time", &[("Authorization", "Digest x=1")]).await?;
     assert_eq!(code, 400);
@@ -225,6 +246,33 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
     // Ingest: the relay's token is the push stream's token (it has none of its own); a viewer
     // credential of another kind is refused.
     let jpeg = make_jpeg(160, 120, 90);
+    // Ingest on a stream that is not a push stream, or not a stream, asks for credentials
+    // instead of answering with the source or the list of streams.
+    for path in ["/streams/main/ingest", "/streams/nope/ingest"] {
+        let (code, _, body) = post(relay.addr, path, &[], jpeg.clone()).await?;
+        assert_eq!(code, 401, "{path}: {body}");
+        assert!(
+            !body.contains("lobby") && !body.contains("test?"),
+            "{path}: {body}"
+        );
+    }
+    // A push stream with its own token takes only that one.
+    let (code, _, _) = post(
+        relay.addr,
+        "/streams/own/ingest",
+        &[("Authorization", &bearer)],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(code, 403);
+    let (code, _, body) = post(
+        relay.addr,
+        "/streams/own/ingest",
+        &[("Authorization", "Bearer push-token-4")],
+        jpeg.clone(),
+    )
+    .await?;
+    assert_eq!(code, 200, "{body}");
     let (code, headers, _) = post(relay.addr, "/streams/cam/ingest", &[], jpeg.clone()).await?;
     assert_eq!(code, 401);
     assert!(headers.contains_key("www-authenticate"));
@@ -248,7 +296,12 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
     // The API shows no secret.
     let (_, _, list) = relay.get(&format!("/api/streams?token={TOKEN}")).await?;
     let list = String::from_utf8_lossy(&list);
-    for secret in [TOKEN, LOBBY, SCRAPE, "pass word"] {
+    let (_, _, one) = relay
+        .get(&format!("/api/streams/own?token={TOKEN}"))
+        .await?;
+    let list = format!("{list}{}", String::from_utf8_lossy(&one));
+    assert!(list.contains("push?"), "{list}");
+    for secret in [TOKEN, LOBBY, SCRAPE, "pass word", "push-token-4"] {
         assert!(!list.contains(secret), "the API shows {secret:?}: {list}");
     }
     relay.stop().await?;
@@ -256,14 +309,12 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn a_stream_refused_for_credentials_costs_no_viewer_and_wakes_no_source() -> anyhow::Result<()>
-{
+async fn a_stream_refused_for_credentials_wakes_no_source() -> anyhow::Result<()> {
     let relay = protected_relay().await?;
     for _ in 0..20 {
         assert_eq!(status(&relay, "/streams/main.mjpg", &[]).await?.0, 401);
     }
     let info = relay.relay.stream("main")?.info();
-    assert_eq!(info.viewers, 0);
     assert_eq!(info.frames_produced, 0, "a refused request woke the source");
     relay.stop().await?;
     Ok(())
@@ -338,15 +389,31 @@ async fn tokens_never_reach_the_log_even_at_trace_level() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn binding_beyond_loopback_without_auth_warns() -> anyhow::Result<()> {
-    for (with_token, warns) in [(false, true), (true, false)] {
+    // No auth; the relay's token; only one stream's own token (the rest stay open).
+    for (case, warns) in [("none", true), ("token", false), ("stream-token", true)] {
         let dir = tempfile::tempdir()?;
         let log_path = dir.path().join("relay.log");
+        let config = dir.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            "[[stream]]\nname = \"a\"\nsource = \"test\"\nauth_token = \"a-token\"\n\n\
+             [[stream]]\nname = \"b\"\nsource = \"test\"\n",
+        )?;
         let mut cmd = relay_cmd();
-        cmd.args(["--listen", "0.0.0.0:0", "--stream", "main=test"])
+        cmd.args(["--listen", "0.0.0.0:0"])
             .env_remove("RUST_LOG")
             .env_remove("MJPEG_RELAY_AUTH_TOKEN");
-        if with_token {
-            cmd.env("MJPEG_RELAY_AUTH_TOKEN", TOKEN);
+        match case {
+            "token" => {
+                cmd.env("MJPEG_RELAY_AUTH_TOKEN", TOKEN)
+                    .args(["--stream", "main=test"]);
+            }
+            "stream-token" => {
+                cmd.args(["--config", config.to_str().unwrap()]);
+            }
+            _ => {
+                cmd.args(["--stream", "main=test"]);
+            }
         }
         let process =
             RelayProcess::spawn_with_stderr(cmd, Stdio::from(std::fs::File::create(&log_path)?))?;
@@ -363,7 +430,7 @@ async fn binding_beyond_loopback_without_auth_warns() -> anyhow::Result<()> {
         assert_eq!(
             log.contains("anyone who can reach it can watch"),
             warns,
-            "with token {with_token}: {log:?}"
+            "{case}: {log:?}"
         );
     }
     Ok(())
@@ -408,4 +475,28 @@ fn hash_password_prints_a_hash_the_relay_accepts() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+#[test]
+fn a_config_error_never_prints_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.toml");
+    // A misspelt key and an unquoted value: both errors, neither may echo its line.
+    for text in [
+        "basic_user = \"ops\"\nbasic_pasword = \"hunter2-secret\"\n",
+        "auth_token = hunter2-secret\n",
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = relay_cmd()
+            .args(["--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("line "), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the error shows the secret: {err}"
+        );
+    }
 }
