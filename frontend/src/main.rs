@@ -10,9 +10,11 @@
 //! - [`stats`]: FPS, latency percentiles, jitter, bitrate, skips (plain Rust, host-tested).
 //! - [`clock`]: NTP-style clock offset to the relay (plain Rust, host-tested).
 //! - [`budget`]: how many streams fit the browser's connections (plain Rust, host-tested).
+//! - [`auth`]: the relay's token, when it asks for one.
 //! - [`web`]: small helpers over browser APIs.
 #![forbid(unsafe_code)]
 
+mod auth;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
 mod budget;

@@ -329,6 +329,13 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
     let init = RequestInit::new();
     init.set_signal(Some(&ctrl.signal()));
     init.set_cache(RequestCache::NoStore);
+    if let Some(auth) = crate::auth::header() {
+        let headers = web_sys::Headers::new().map_err(|e| Failure::Network(describe(&e)))?;
+        headers
+            .set("Authorization", &auth)
+            .map_err(|e| Failure::Network(describe(&e)))?;
+        init.set_headers(&headers);
+    }
 
     if inner.stopped.get() {
         // Stopped between spawning and now: never open the request.

@@ -31,32 +31,55 @@ pub fn since_navigation_ms() -> f64 {
     window().performance().map(|p| p.now()).unwrap_or(0.0)
 }
 
-/// GET `url` as JSON; the error names the HTTP status and the relay's message.
-pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
-    let resp = gloo_net::http::Request::get(url)
-        .cache(RequestCache::NoStore)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+/// Why a request to the relay failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpError {
+    /// The HTTP status; 0 when no answer came (network, CORS, relay down).
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// GET `url` as JSON, with the kept token if any; the error names the HTTP status and the
+/// relay's message.
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, HttpError> {
+    let mut req = gloo_net::http::Request::get(url).cache(RequestCache::NoStore);
+    if let Some(auth) = crate::auth::header() {
+        req = req.header("Authorization", &auth);
+    }
+    let resp = req.send().await.map_err(|e| HttpError {
+        status: 0,
+        message: format!("{url}: {e}"),
+    })?;
     if !resp.ok() {
         let msg = resp
             .json::<ErrorBody>()
             .await
             .map(|b| b.error)
             .unwrap_or_else(|_| resp.status_text());
-        return Err(format!("{url}: {} {msg}", resp.status()));
+        return Err(HttpError {
+            status: resp.status(),
+            message: format!("{url}: {} {msg}", resp.status()),
+        });
     }
-    resp.json::<T>()
-        .await
-        .map_err(|e| format!("{url}: bad JSON: {e}"))
+    resp.json::<T>().await.map_err(|e| HttpError {
+        status: resp.status(),
+        message: format!("{url}: bad JSON: {e}"),
+    })
 }
 
-/// True when the relay answers at all (its `/api/time`): tells "the relay is down" apart from
-/// "the relay is up but streaming through fetch does not work from here".
+/// True when the relay answers at all (its `/api/time`, whatever the status): tells "the relay
+/// is down" apart from "the relay is up but streaming through fetch does not work from here".
 pub async fn relay_reachable() -> bool {
-    get_json::<mjpeg_shared::api::ServerTime>("/api/time")
-        .await
-        .is_ok()
+    !matches!(
+        get_json::<mjpeg_shared::api::ServerTime>("/api/time").await,
+        Err(HttpError { status: 0, .. })
+    )
 }
 
 /// The protocol the page itself was loaded over (`h2`, `http/1.1`, ...), or "" when unknown.

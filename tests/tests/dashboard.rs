@@ -487,3 +487,87 @@ async fn without_webassembly_the_page_still_shows_the_stream_as_a_plain_img() ->
     relay.stop().await?;
     Ok(())
 }
+
+/// With `--auth-token` the dashboard asks for the token, says so when it is wrong, then plays
+/// both paths with it (fetch with the header, the compare `<img>` with `?token=`), and keeps it
+/// for the tab's session: a reload plays without asking again.
+#[tokio::test]
+async fn the_dashboard_asks_for_the_token_and_keeps_it_for_the_session() -> Result<()> {
+    use mjpeg_relay::auth::AccessConfig;
+    use mjpeg_relay::source::push::Secret;
+    let _one = exclusive().await;
+    let relay = TestRelay::start_with(
+        &["main=test?size=640x480&fps=30"],
+        RelayOptions {
+            dashboard: dist()?,
+            access: AccessConfig {
+                token: Some(Secret::new("dash-token").unwrap()),
+                ..AccessConfig::default()
+            },
+            ..RelayOptions::default()
+        },
+    )
+    .await?;
+    let browser = open_dashboard(relay.addr).await?;
+    prompt_shows(&browser, "missing").await?;
+    assert_eq!(relay.relay.stream("main")?.info().viewers, 0);
+    submit_token(&browser, "wrong-token").await?;
+    prompt_shows(&browser, "refused").await?;
+    submit_token(&browser, "dash-token").await?;
+    wait_playing(&browser, "main").await?;
+    assert_eq!(prompt_state(&browser).await?, None);
+    browser
+        .click("[data-stream=\"main\"] input.compare")
+        .await?;
+    overlay_where(&browser, "main", "compare", Duration::from_secs(15), |o| {
+        o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+    assert_eq!(relay.relay.stream("main")?.info().viewers, 2);
+
+    // Same tab, reloaded: no prompt, playing.
+    browser.client.refresh().await?;
+    wait_playing(&browser, "main").await?;
+    assert_eq!(prompt_state(&browser).await?, None);
+    assert!(
+        browser.errors().await?.is_empty(),
+        "{:?}",
+        browser.errors().await?
+    );
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+/// The token prompt's state (`missing`, `refused`), or None when there is no prompt.
+async fn prompt_state(browser: &Browser) -> Result<Option<String>> {
+    let v = browser
+        .client
+        .execute(
+            "const f = document.querySelector('[data-auth-prompt]'); return f ? f.dataset.authPrompt : null",
+            vec![],
+        )
+        .await?;
+    Ok(v.as_str().map(str::to_string))
+}
+
+async fn prompt_shows(browser: &Browser, want: &str) -> Result<()> {
+    eventually(Duration::from_secs(10), || async {
+        Ok((prompt_state(browser).await?.as_deref() == Some(want)).then_some(()))
+    })
+    .await
+}
+
+/// Types `token` into the prompt and submits it, as a person would.
+async fn submit_token(browser: &Browser, token: &str) -> Result<()> {
+    browser
+        .client
+        .execute(
+            "const f = document.querySelector('[data-auth-prompt]');
+             f.querySelector('input[name=token]').value = arguments[0];
+             f.requestSubmit();",
+            vec![serde_json::json!(token)],
+        )
+        .await?;
+    Ok(())
+}

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::stream_card::StreamCard;
+use super::token_prompt::TokenPrompt;
 use crate::budget::{self, Grant, Want};
 use crate::hooks::{use_clock_probe, use_streams, ClockHandle};
 use crate::web;
@@ -100,12 +101,22 @@ pub fn App() -> Html {
                     { format!("{used} of {slots} stream connections in use ({proto})") }
                 </span>
                 <span>{ clock_text }</span>
-                if let Some(err) = &streams.error {
+                if streams.auth.is_some() {
+                    <span class="error" data-api-error="true">{ "the relay needs credentials" }</span>
+                } else if let Some(err) = &streams.error {
                     <span class="error" data-api-error="true">{ format!("relay unreachable: {err}; retrying") }</span>
+                }
+                if crate::auth::token().is_some() {
+                    <button class="forget-token" onclick={Callback::from(|_| {
+                        crate::auth::set_token("");
+                        let _ = web::window().location().reload();
+                    })}>{ "Forget token" }</button>
                 }
             </header>
             <main class="streams">
-                if streams.list.is_none() {
+                if let Some(need) = streams.auth {
+                    <TokenPrompt {need} />
+                } else if streams.list.is_none() {
                     <p>{ "Asking the relay for its streams…" }</p>
                 } else if list.is_empty() {
                     <p>{ "The relay serves no streams." }</p>

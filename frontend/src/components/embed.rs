@@ -33,6 +33,13 @@ pub fn EmbedPanel(props: &EmbedProps) -> Html {
             <summary>{ "Embed in a page" }</summary>
             <p>{ "Any page, any browser, no script: a plain image tag." }</p>
             <pre><code class="snippet">{ snippet }</code></pre>
+            if crate::auth::token().is_some() {
+                <p class="hint">
+                    { "This relay needs a token: the page adds " }<code>{ "?token=TOKEN" }</code>
+                    { " to the URL, and anyone who can read that page can then watch. A stream \
+                       with its own token (auth_token in the config) limits that to one stream." }
+                </p>
+            }
             <button {onclick}>{ if *copied { "Copied" } else { "Copy" } }</button>
             <p class="hint">
                 { "Per-viewer options: " }<code>{ "?fps=5" }</code>{ " caps the rate; " }

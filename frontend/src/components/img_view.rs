@@ -85,10 +85,10 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
     }
 
     let base = format!("/streams/{}.mjpg", props.name);
-    let src = match (props.epoch, *generation) {
+    let src = crate::auth::with_token(&match (props.epoch, *generation) {
         (0, 0) => base,
         (e, g) => format!("{base}?reload={e}.{g}"),
-    };
+    });
     let (stats, showing, stamped) = view
         .as_ref()
         .map(|v| (v.stats.clone(), v.showing, v.stamped))

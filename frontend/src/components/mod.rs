@@ -8,5 +8,6 @@ mod img_view;
 mod overlay;
 mod paused;
 mod stream_card;
+mod token_prompt;
 
 pub use app::App;

@@ -16,7 +16,7 @@ pub fn Paused(props: &PausedProps) -> Html {
     html! {
         <div class="pane paused">
             <div class="picture">
-                <img src={format!("/streams/{}.jpg?t={}", props.name, *at)}
+                <img src={crate::auth::with_token(&format!("/streams/{}.jpg?t={}", props.name, *at))}
                     alt={format!("stream {}, paused", props.name)} />
                 <div class="overlay primary" data-transport="none" data-state="paused">
                     <div class="big">{ "paused" }</div>

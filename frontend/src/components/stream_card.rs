@@ -100,7 +100,7 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
                         onchange={toggle_compare} />
                     { " compare with a plain <img>" }
                 </label>
-                <a class="button snapshot" href={info.endpoints.snapshot.clone()}
+                <a class="button snapshot" href={crate::auth::with_token(&info.endpoints.snapshot)}
                     download={format!("{}.jpg", info.name)}>{ "Snapshot" }</a>
                 if let Some(d) = diff {
                     <span class="diff" data-compare-diff-ms={format!("{d:.2}")}>

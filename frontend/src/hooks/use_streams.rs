@@ -1,6 +1,8 @@
 //! The relay's stream list, polled from `/api/streams`. A failed poll keeps the last list (so
 //! viewers stay mounted and reconnect by themselves when the relay comes back) and says why.
 //!
+//! A 401 or 403 is reported as such, so that the dashboard can ask for the token.
+//!
 //! It also notices when the relay restarted: a poll succeeds after one failed, or a stream's
 //! `frames_produced` went down. A plain `<img>` needs that news: Chrome fires no event when a
 //! multipart image's stream ends cleanly, so it would show its last frame forever.
@@ -23,6 +25,16 @@ pub struct Streams {
     pub error: Option<String>,
     /// Relay restarts seen since the page loaded.
     pub epoch: u32,
+    /// The relay wants credentials (401) or refused the ones sent (403).
+    pub auth: Option<AuthNeeded>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthNeeded {
+    /// None sent, or none kept yet.
+    Missing,
+    /// The kept token (or the browser's Basic credentials) were refused.
+    Refused,
 }
 
 #[hook]
@@ -48,13 +60,19 @@ pub fn use_streams() -> Streams {
                                 list: last.clone(),
                                 error: None,
                                 epoch,
+                                auth: None,
                             }
                         }
                         Err(e) => {
                             failed = last.is_some();
                             Streams {
                                 list: last.clone(),
-                                error: Some(e),
+                                auth: match e.status {
+                                    401 => Some(AuthNeeded::Missing),
+                                    403 => Some(AuthNeeded::Refused),
+                                    _ => None,
+                                },
+                                error: Some(e.message),
                                 epoch,
                             }
                         }
