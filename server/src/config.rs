@@ -27,6 +27,10 @@ Examples:
   mjpeg-relay --stream main=test?size=1280x720&fps=25
   mjpeg-relay --listen 0.0.0.0:8080 --stream lobby=files:/srv/frames?fps=10 --stream demo=test
   mjpeg-relay --stream cam=camera:0?size=1280x720&mirror=1
+  mjpeg-relay --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --auth-token T
+      HTTPS and HTTP/2; every stream and API request needs the token (?token=T for <img>)
+  echo 'a password' | mjpeg-relay hash-password
+      a hash for basic_password_hash in the config file
 
 Sources:
   test[?size=WxH&fps=N]     moving test pattern with clock and frame stamp (default 640x480, 30 fps)

@@ -500,3 +500,59 @@ fn a_config_error_never_prints_a_secret() {
         );
     }
 }
+
+/// An edge relay reads a protected origin with Basic credentials in its upstream URL, and
+/// serves its own viewers with its own token: viewers never hold the origin's credentials.
+#[tokio::test]
+async fn an_edge_reads_a_protected_origin_with_credentials_in_its_upstream_url(
+) -> anyhow::Result<()> {
+    let origin = TestRelay::start_with(
+        &["main=test?size=160x120&fps=30"],
+        RelayOptions {
+            dashboard: "/nonexistent".into(),
+            access: AccessConfig {
+                basic: Some(
+                    BasicConfig::new("edge", PasswordConfig::Plain(secret("origin-secret")))
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                ..AccessConfig::default()
+            },
+            ..RelayOptions::default()
+        },
+    )
+    .await?;
+    let upstream = format!(
+        "main=http://edge:origin-secret@{}/streams/main.frames",
+        origin.addr
+    );
+    let edge = TestRelay::start_with(
+        &[upstream.as_str()],
+        RelayOptions {
+            dashboard: "/nonexistent".into(),
+            access: AccessConfig {
+                token: Some(secret(TOKEN)),
+                ..AccessConfig::default()
+            },
+            ..RelayOptions::default()
+        },
+    )
+    .await?;
+    let path = format!("/streams/main.frames?token={TOKEN}");
+    let mut viewer = mjpeg_relay_tests::StreamReader::open(edge.addr, &path, None).await?;
+    for _ in 0..5 {
+        let part = viewer.next_part(Duration::from_secs(10)).await?;
+        assert!(part.body.starts_with(&[0xFF, 0xD8]));
+    }
+    assert_eq!(origin.relay.stream("main")?.info().viewers, 1);
+    // The edge's token does not open the origin.
+    assert_eq!(status(&origin, &path, &[]).await?.0, 403);
+    // And the API shows no credential of the origin.
+    let (_, _, info) = edge
+        .get(&format!("/api/streams/main?token={TOKEN}"))
+        .await?;
+    assert!(!String::from_utf8_lossy(&info).contains("origin-secret"));
+    drop(viewer);
+    edge.stop().await?;
+    origin.stop().await?;
+    Ok(())
+}
