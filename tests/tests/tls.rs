@@ -324,3 +324,53 @@ fn tls_files_that_do_not_hold_stop_startup_naming_the_file() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// The dashboard over HTTPS: it sees HTTP/2, lifts its connection budget from 4 to 32, and
+/// plays six streams at once, each through fetch, where over HTTP/1.1 two of them would pause.
+#[tokio::test]
+async fn the_dashboard_over_h2_plays_six_streams_at_once() -> anyhow::Result<()> {
+    let _one = exclusive().await;
+    let cert = TestCert::new()?;
+    let specs: Vec<String> = (1..=6)
+        .map(|i| format!("s{i}=test?size=320x240&fps=10"))
+        .collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let relay = tls_relay(&specs, &cert, &mjpeg_relay_tests::browser::dist()?).await?;
+    let browser = Browser::start(&["--ignore-certificate-errors"]).await?;
+    browser
+        .client
+        .goto(&format!("https://127.0.0.1:{}/", relay.addr.port()))
+        .await?;
+    let budget = eventually(Duration::from_secs(15), || async {
+        let v = browser
+            .client
+            .execute(
+                "const b = document.querySelector('.budget'); return b ? [b.dataset.slots, b.dataset.used] : null",
+                vec![],
+            )
+            .await?;
+        Ok((v[1] == "6").then_some(v))
+    })
+    .await?;
+    assert_eq!(budget[0], "32");
+    for i in 1..=6 {
+        let name = format!("s{i}");
+        eventually(Duration::from_secs(15), || async {
+            let o = browser.overlay(&name, "primary").await?;
+            Ok(o.filter(|o| {
+                o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
+            }))
+        })
+        .await?;
+    }
+    let viewers: u64 = relay.relay.streams.iter().map(|s| s.info().viewers).sum();
+    assert_eq!(viewers, 6);
+    assert!(
+        browser.errors().await?.is_empty(),
+        "{:?}",
+        browser.errors().await?
+    );
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
