@@ -3,7 +3,8 @@
 # stream (an `http://` upstream source), and nginx in front balancing viewers over the edges.
 # Runs VIEWERS viewers (default 200) for 20 s straight on the origin, then the same number
 # through the balancer, and records fps, latency (from the origin's capture time, which edges
-# keep), each process's CPU, and how the viewers spread. Results in bench-out/scale-*.json.
+# keep), each process's CPU (edge 1 by mjpeg-bench over its 20 s window; the origin, edge 2 and
+# nginx from /proc/PID/stat over the whole run, warm-up included), and how the viewers spread. Results in bench-out/scale-*.json.
 # Everything runs on this one machine, load client included: the figures show what a hop and a
 # balancer cost, not the capacity of separate machines. Takes about a minute.
 set -euo pipefail
@@ -17,11 +18,21 @@ viewers=${VIEWERS:-200}
 seconds=20
 origin=18100 edge1=18101 edge2=18102 lb=18103
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+dir=$(mktemp -d)
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 
-wait_up() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.1; done; echo "nothing on :$1" >&2; exit 1; }
-relay() { target/release/mjpeg-relay --listen "127.0.0.1:$1" --stream "$2" --log warn & pids+=($!); wait_up "$1"; }
+# Up means answering on the port *and* still running: a leftover process from an earlier run
+# holding the port would answer too, while ours exited on "address in use".
+wait_up() {
+  for _ in $(seq 100); do
+    kill -0 "$2" 2>/dev/null || { echo "process for :$1 exited (port taken?)" >&2; exit 1; }
+    curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return
+    sleep 0.1
+  done
+  echo "nothing on :$1" >&2; exit 1
+}
+relay() { target/release/mjpeg-relay --listen "127.0.0.1:$1" --stream "$2" --log warn & pids+=($!); wait_up "$1" "$!"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system CPU, clock ticks
 hz=$(getconf CLK_TCK)
 
@@ -38,7 +49,6 @@ relay "$edge2" "main=http://127.0.0.1:$origin/streams/main.frames"
 edge2_pid=${pids[-1]}
 
 # nginx as the balancer, with the deployment's own locations file; the upstream lists the edges.
-dir=$(mktemp -d)
 cat > "$dir/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
 error_log $dir/error.log warn; pid $dir/nginx.pid;
@@ -53,19 +63,21 @@ http {
 CONF
 nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" & pids+=($!)
 nginx_pid=${pids[-1]}
-wait_up "$lb"
+wait_up "$lb" "$nginx_pid"
 
 echo "== $viewers viewers through nginx over two edges"
 before=("$(ticks "$origin_pid")" "$(ticks "$edge2_pid")" "$(ticks "$nginx_pid")")
+started=$(date +%s.%N)
 ( sleep $((seconds / 2 + 3))
   for p in $origin $edge1 $edge2; do curl -s "http://127.0.0.1:$p/api/streams/main"; echo; done \
     > "$out/scale-spread.txt" ) &
 spread_pid=$!
+pids+=("$spread_pid")
 target/release/mjpeg-bench run "http://127.0.0.1:$lb/streams/main.frames" --pid "$edge1_pid" \
   --viewers "$viewers" --seconds "$seconds" --warmup 3 --json "$out/scale-edges.json" >/dev/null
 wait "$spread_pid"
 after=("$(ticks "$origin_pid")" "$(ticks "$edge2_pid")" "$(ticks "$nginx_pid")")
-elapsed=$((seconds + 3))
+elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 cores() { awk -v a="$1" -v b="$2" -v hz="$hz" -v t="$elapsed" 'BEGIN { printf "%.3f", (b - a) / hz / t }'; }
 printf '{"cpu_cores_over_%ss": {"origin": %s, "edge2": %s, "nginx": %s}}\n' "$elapsed" \
   "$(cores "${before[0]}" "${after[0]}")" "$(cores "${before[1]}" "${after[1]}")" \

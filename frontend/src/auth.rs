@@ -37,13 +37,14 @@ pub fn header() -> Option<String> {
     token().map(|t| format!("Bearer {t}"))
 }
 
-/// `url` with the kept token added as `?token=` (for `<img>` and links).
+/// `url` with the kept token added as `?token=` (for `<img>` and links). Only for paths on this
+/// relay (`/...`): the token never goes to another host.
 pub fn with_token(url: &str) -> String {
     match token() {
-        None => url.to_string(),
-        Some(t) => {
+        Some(t) if url.starts_with('/') && !url.starts_with("//") && !url.contains('#') => {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}token={}", js_sys::encode_uri_component(&t))
         }
+        _ => url.to_string(),
     }
 }

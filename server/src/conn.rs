@@ -13,10 +13,19 @@
 //!
 //! Over TLS ([`crate::tls`]) a client that offers `h2` gets HTTP/2, where many viewers share one
 //! connection and a flush says nothing about any one of them. There the gate is h2's own send
-//! buffer: hyper polls a response body for its next chunk only while the stream's buffered,
-//! unsent data is under [`H2_SEND_BUFFER`], so a viewer's loop is asked for a frame only once
-//! the previous one has (nearly) left for the connection, and then takes the newest. The socket
-//! keeps `TCP_NOTSENT_LOWAT`, so a slow link backs up into that buffer, not the kernel's.
+//! buffer, held to [`H2_SEND_BUFFER`]: hyper (1.12) takes a viewer's next chunk as soon as it has
+//! handed the previous one to h2, then holds it until the stream's unsent data is under that
+//! size. So a viewer whose link stalls has, below its loop, one frame picked ahead in hyper, at
+//! most one more in h2's buffer, rustls' record buffer and the kernel's `TCP_NOTSENT_LOWAT`; it
+//! skips everything published meanwhile and resumes a few frames behind, not seconds (measured
+//! in `tests/tests/tls.rs`). The frame picked ahead is counted as sent (and its age recorded)
+//! when hyper takes it, so over h2 `/metrics` sees a stalled viewer's frames as fresher than
+//! they arrive.
+//!
+//! HTTP/2 has no request-head timeout in hyper: a connection with no request open for
+//! [`HEADER_TIMEOUT`] is closed here instead ([`Activity`]), and one connection may open at most
+//! [`H2_MAX_STREAMS`] streams. At most [`MAX_HANDSHAKES`] TLS handshakes run at once, so a flood
+//! of them cannot take the cores from the viewers.
 //!
 //! Connections are served here with hyper directly rather than `poem::Server`: poem boxes every
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
@@ -60,12 +69,60 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// bodies are streamed through in chunks, never held whole.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// HTTP/2: unsent bytes a stream may hold in h2's buffer before hyper stops asking its body for
-/// more; as small as the kernel's allowance, so a frame waits in at most one place.
+/// HTTP/2: unsent bytes a stream may hold in h2's buffer before hyper stops handing it more; as
+/// small as the kernel's allowance (hyper's default, 400 KB, let a stalled viewer queue 8 frames
+/// and more: `tests/tests/tls.rs` fails with it).
 pub const H2_SEND_BUFFER: usize = NOTSENT_LOWAT as usize;
 
-/// Time a TLS client has to complete its handshake (the slow-loris limit before any request).
+/// Time a TLS client has to complete its handshake (the slow-loris limit before any request),
+/// counted from accepting, waiting for a handshake slot included.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = HEADER_TIMEOUT;
+
+/// TLS handshakes in progress at once; more wait (within their timeout).
+pub const MAX_HANDSHAKES: usize = 32;
+
+/// Streams one HTTP/2 connection may have open at once: a page of many streams fits (the
+/// dashboard plays at most 32), one client cannot take hundreds of viewer places.
+pub const H2_MAX_STREAMS: u32 = 128;
+
+/// Requests open on an HTTP/2 connection: a watch channel so that the idle check sleeps until the
+/// count changes.
+#[derive(Clone)]
+struct Activity(Arc<tokio::sync::watch::Sender<usize>>);
+
+/// Held while a request is open: from its start until its response body is dropped.
+struct Open(Activity);
+
+impl Activity {
+    fn new() -> Self {
+        Activity(Arc::new(tokio::sync::watch::channel(0).0))
+    }
+
+    fn open(&self) -> Open {
+        self.0.send_modify(|n| *n += 1);
+        Open(self.clone())
+    }
+
+    /// Returns once no request has been open for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        let mut rx = self.0.subscribe();
+        loop {
+            if *rx.borrow_and_update() == 0 {
+                if tokio::time::timeout(idle, rx.changed()).await.is_err() {
+                    return;
+                }
+            } else if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n -= 1);
+    }
+}
 
 /// Per-connection state shared between the socket wrapper and the handlers serving on it; found
 /// in each request's extensions.
@@ -180,6 +237,7 @@ pub async fn serve(
     let app = Arc::new(app.into_endpoint().map_to_response());
     let local = listener.local_addr()?;
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -204,12 +262,12 @@ pub async fn serve(
             grace,
         };
         let app = app.clone();
-        let tls = tls.clone();
+        let (tls, handshakes) = (tls.clone(), handshakes.clone());
         connections.spawn(
             async move {
                 match tls {
                     None => conn.serve_http1(stream, Scheme::HTTP, app).await,
-                    Some(acceptor) => conn.serve_tls(stream, acceptor, app).await,
+                    Some(acceptor) => conn.serve_tls(stream, acceptor, handshakes, app).await,
                 }
             }
             .instrument(span),
@@ -244,6 +302,7 @@ impl Connection {
         app: Arc<E>,
         scheme: Scheme,
         state: Option<Arc<ConnState>>,
+        activity: Option<Activity>,
     ) -> impl hyper::service::Service<
         hyper::Request<hyper::body::Incoming>,
         Response = hyper::Response<BoxBody<bytes::Bytes, io::Error>>,
@@ -257,6 +316,7 @@ impl Connection {
         let (local, peer) = (self.local, self.peer);
         hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (app, state, scheme) = (app.clone(), state.clone(), scheme.clone());
+            let open = activity.as_ref().map(Activity::open);
             async move {
                 let mut req = poem::Request::from((
                     req,
@@ -267,16 +327,31 @@ impl Connection {
                 if let Some(state) = state {
                     req.extensions_mut().insert(state);
                 }
-                let resp = app.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::from(resp))
+                let resp = hyper::Response::from(app.get_response(req).await);
+                // The request stays open until its body is done (a stream: until the viewer
+                // leaves).
+                let resp = match open {
+                    None => resp,
+                    Some(open) => resp.map(|body| {
+                        BoxBody::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                            let _ = &open;
+                            frame
+                        }))
+                    }),
+                };
+                Ok::<_, Infallible>(resp)
             }
         })
     }
 
-    /// Serves `conn` until it ends or the relay shuts down; then asks it to finish gracefully
-    /// and gives it the grace period.
-    async fn drive<C>(&self, conn: C, graceful: impl FnOnce(Pin<&mut C>))
-    where
+    /// Serves `conn` until it ends, the relay shuts down or `idle` fires; then asks it to finish
+    /// gracefully and gives it the grace period.
+    async fn drive<C>(
+        &self,
+        conn: C,
+        graceful: impl FnOnce(Pin<&mut C>),
+        idle: impl Future<Output = ()>,
+    ) where
         C: Future<Output = Result<(), hyper::Error>>,
     {
         tokio::pin!(conn);
@@ -288,17 +363,27 @@ impl Connection {
                 return;
             }
             _ = self.shutdown.cancelled() => {}
+            _ = idle => tracing::debug!("idle HTTP/2 connection closed"),
         }
         graceful(conn.as_mut());
         let _ = tokio::time::timeout(self.grace, conn).await;
     }
 
-    async fn serve_tls<E>(self, stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, app: Arc<E>)
-    where
+    async fn serve_tls<E>(
+        self,
+        stream: TcpStream,
+        acceptor: tokio_rustls::TlsAcceptor,
+        handshakes: Arc<tokio::sync::Semaphore>,
+        app: Arc<E>,
+    ) where
         E: Endpoint<Output = Response> + 'static,
     {
+        let handshake = async {
+            let _slot = handshakes.acquire().await;
+            acceptor.accept(stream).await
+        };
         let handshake = tokio::select! {
-            r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+            r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => r,
             _ = self.shutdown.cancelled() => return,
         };
         let tls = match handshake {
@@ -330,7 +415,7 @@ impl Connection {
             inner: io,
             state: state.clone(),
         };
-        let service = self.service(app, scheme, Some(state));
+        let service = self.service(app, scheme, Some(state), None);
         // One connection carries one stream; the flush accounting above is hyper's HTTP/1
         // behaviour.
         let conn = hyper::server::conn::http1::Builder::new()
@@ -343,7 +428,9 @@ impl Connection {
             // Request heads over this are refused with 431; bodies still stream through in chunks.
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        self.drive(conn, |c| c.graceful_shutdown()).await
+        // hyper's header_read_timeout closes idle connections.
+        self.drive(conn, |c| c.graceful_shutdown(), std::future::pending())
+            .await
     }
 
     async fn serve_http2<S, E>(self, io: S, app: Arc<E>)
@@ -353,17 +440,26 @@ impl Connection {
     {
         // No ConnState: a flush on a shared connection says nothing about one viewer. The gate
         // is h2's per-stream send buffer (module docs).
-        let service = self.service(app, Scheme::HTTPS, None);
+        let activity = Activity::new();
+        let service = self.service(app, Scheme::HTTPS, None, Some(activity.clone()));
         let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .max_send_buf_size(H2_SEND_BUFFER)
+            .max_concurrent_streams(H2_MAX_STREAMS)
             .max_header_list_size(MAX_HEAD_BYTES as u32)
             // A peer that stops answering pings is gone (Wi-Fi lost, laptop asleep): its streams
             // end and stop counting as viewers.
             .keep_alive_interval(Some(Duration::from_secs(15)))
             .keep_alive_timeout(Duration::from_secs(20))
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        self.drive(conn, |c| c.graceful_shutdown()).await
+        // No request open for HEADER_TIMEOUT (none ever, or none since the last one ended):
+        // closed, as an idle HTTP/1 connection is.
+        self.drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            activity.idle_for(HEADER_TIMEOUT),
+        )
+        .await
     }
 }
 

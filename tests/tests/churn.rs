@@ -86,11 +86,15 @@ async fn viewers(addr: std::net::SocketAddr) -> Result<u64> {
     v["viewers"].as_u64().context("viewers")
 }
 
-/// Waits until no viewer is counted and the descriptors are back to `target` (or below).
+/// Waits until no viewer is counted and the descriptor count is back to `target` (or below);
+/// without a target, until it reads the same twice 100 ms apart (closing sockets have closed).
 async fn settled(addr: std::net::SocketAddr, pid: u32, target: Option<usize>) -> Result<usize> {
     eventually(Duration::from_secs(20), || async {
+        let before = fds(pid)?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let now = fds(pid)?;
-        let ok = viewers(addr).await? == 0 && target.is_none_or(|t| now <= t);
+        let steady = target.map_or(now == before, |t| now <= t);
+        let ok = viewers(addr).await? == 0 && steady;
         Ok(ok.then_some(now))
     })
     .await

