@@ -190,6 +190,42 @@ impl Browser {
     }
 }
 
+/// Waits until stream `name`'s overlay with `role` satisfies `pred`; returns it.
+pub async fn overlay_where(
+    browser: &Browser,
+    name: &str,
+    role: &str,
+    within: Duration,
+    pred: impl Fn(&Overlay) -> bool,
+) -> Result<Overlay> {
+    let last = std::cell::RefCell::new(None);
+    let found = eventually(within, || async {
+        let o = browser.overlay(name, role).await?;
+        let ok = o.as_ref().is_some_and(&pred);
+        *last.borrow_mut() = o.clone();
+        Ok(ok.then_some(o).flatten())
+    })
+    .await;
+    found.map_err(|e| anyhow::anyhow!("{e}; last overlay of {name}/{role}: {:?}", last.borrow()))
+}
+
+/// The overlay says the viewer plays through fetch.
+pub fn playing_fetch(o: &Overlay) -> bool {
+    o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
+}
+
+/// Waits until stream `name`'s viewer plays through fetch.
+pub async fn wait_playing(browser: &Browser, name: &str) -> Result<Overlay> {
+    overlay_where(
+        browser,
+        name,
+        "primary",
+        Duration::from_secs(15),
+        playing_fetch,
+    )
+    .await
+}
+
 /// An overlay's `data-` attributes (camelCased as in `element.dataset`).
 #[derive(Clone, Debug)]
 pub struct Overlay(pub Value);

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use mjpeg_relay::RelayOptions;
-use mjpeg_relay_tests::browser::{dist, exclusive, Browser, Overlay};
+use mjpeg_relay_tests::browser::{
+    dist, exclusive, overlay_where, playing_fetch, wait_playing, Browser,
+};
 use mjpeg_relay_tests::proxy::BreakingProxy;
 use mjpeg_relay_tests::{eventually, now_micros, TestRelay};
 
@@ -16,46 +18,11 @@ async fn relay(specs: &[&str]) -> Result<TestRelay> {
     TestRelay::start_with_dashboard(specs, dist()?).await
 }
 
-/// Waits until stream `name`'s overlay with `role` satisfies `pred`; returns it.
-async fn overlay_where(
-    browser: &Browser,
-    name: &str,
-    role: &str,
-    within: Duration,
-    pred: impl Fn(&Overlay) -> bool,
-) -> Result<Overlay> {
-    let last = std::cell::RefCell::new(None);
-    let found = eventually(within, || async {
-        let o = browser.overlay(name, role).await?;
-        let ok = o.as_ref().is_some_and(&pred);
-        *last.borrow_mut() = o.clone();
-        Ok(ok.then_some(o).flatten())
-    })
-    .await;
-    found.map_err(|e| anyhow::anyhow!("{e}; last overlay of {name}/{role}: {:?}", last.borrow()))
-}
-
-fn playing_fetch(o: &Overlay) -> bool {
-    o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
-}
-
 /// A headless Chromium showing the dashboard at `addr`.
 async fn open_dashboard(addr: SocketAddr) -> Result<Browser> {
     let browser = Browser::start(&[]).await?;
     browser.client.goto(&format!("http://{addr}/")).await?;
     Ok(browser)
-}
-
-/// Waits until stream `name`'s viewer plays through fetch.
-async fn wait_playing(browser: &Browser, name: &str) -> Result<Overlay> {
-    overlay_where(
-        browser,
-        name,
-        "primary",
-        Duration::from_secs(15),
-        playing_fetch,
-    )
-    .await
 }
 
 #[tokio::test]
@@ -529,11 +496,7 @@ async fn the_dashboard_asks_for_the_token_and_keeps_it_for_the_session() -> Resu
     browser.client.refresh().await?;
     wait_playing(&browser, "main").await?;
     assert_eq!(prompt_state(&browser).await?, None);
-    assert!(
-        browser.errors().await?.is_empty(),
-        "{:?}",
-        browser.errors().await?
-    );
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
     relay.stop().await?;
     Ok(())

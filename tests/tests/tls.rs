@@ -355,21 +355,11 @@ async fn the_dashboard_over_h2_plays_six_streams_at_once() -> anyhow::Result<()>
     assert_eq!(budget[0], "32");
     for i in 1..=6 {
         let name = format!("s{i}");
-        eventually(Duration::from_secs(15), || async {
-            let o = browser.overlay(&name, "primary").await?;
-            Ok(o.filter(|o| {
-                o.str("transport") == Some("fetch") && o.str("state") == Some("playing")
-            }))
-        })
-        .await?;
+        mjpeg_relay_tests::browser::wait_playing(&browser, &name).await?;
     }
     let viewers: u64 = relay.relay.streams.iter().map(|s| s.info().viewers).sum();
     assert_eq!(viewers, 6);
-    assert!(
-        browser.errors().await?.is_empty(),
-        "{:?}",
-        browser.errors().await?
-    );
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
     relay.stop().await?;
     Ok(())
