@@ -73,13 +73,14 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, HttpError> {
     })
 }
 
-/// True when the relay itself answers (its `/api/time`; a 401 or 403 counts, a 5xx does not,
-/// since that is what a proxy in front says while the relay is down): tells "the relay is
-/// down" apart from "the relay is up but streaming through fetch does not work from here".
+/// True when the relay itself answers its `/api/time`: with the time, or refusing the
+/// credentials (401, 403). Anything else is not the relay answering: a 5xx is what a proxy in
+/// front says while the relay is down, a 404 some other server. Tells "the relay is down" apart
+/// from "the relay is up but streaming through fetch does not work from here".
 pub async fn relay_reachable() -> bool {
     match get_json::<mjpeg_shared::api::ServerTime>("/api/time").await {
         Ok(_) => true,
-        Err(e) => (1..500).contains(&e.status),
+        Err(e) => matches!(e.status, 401 | 403),
     }
 }
 
