@@ -103,12 +103,6 @@ pub struct Access {
     verifying: Arc<Semaphore>,
 }
 
-impl Default for Access {
-    fn default() -> Self {
-        Access::open()
-    }
-}
-
 /// One set of credentials that opens a route.
 struct Gate {
     token: Option<[u8; 32]>,
@@ -145,17 +139,6 @@ enum Presented {
 }
 
 impl Access {
-    /// Everything open.
-    pub fn open() -> Access {
-        Access {
-            relay: None,
-            metrics: None,
-            streams: HashMap::new(),
-            push_streams: Vec::new(),
-            verifying: Arc::new(Semaphore::new(1)),
-        }
-    }
-
     /// Builds the checks; a hashed password that is not a PHC string is refused here, at startup.
     pub fn new(config: &AccessConfig, push_streams: Vec<String>) -> Result<Access, String> {
         let basic = match &config.basic {
@@ -178,7 +161,7 @@ impl Access {
             token: Some(digest(t.expose())),
             basic: None,
         };
-        let relay = (config.token.is_some() || basic.is_some()).then(|| Gate {
+        let relay = config.protects_viewers().then(|| Gate {
             token: config.token.as_ref().map(|t| digest(t.expose())),
             basic,
         });
@@ -421,8 +404,8 @@ fn digest(token: &str) -> [u8; 32] {
     raw_digest(token.trim())
 }
 
-/// Passwords are compared exactly.
-fn raw_digest(value: &str) -> [u8; 32] {
+/// SHA-256 of `value` as given: passwords, and push tokens ([`crate::source::push`]).
+pub(crate) fn raw_digest(value: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(value.as_bytes()).into()
 }

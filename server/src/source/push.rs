@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Source, SourceError, SourceFrame, SourceInfo};
+use crate::auth::raw_digest;
 
 /// A token: compared, never shown. `Debug` and `Display` print `***`, so it cannot reach a log or
 /// an error message by accident; empty or blank tokens are refused when parsed.
@@ -107,7 +108,7 @@ impl IngestHub {
     /// tells nothing about how much of a guess was right.
     pub fn token_matches(&self, given: &str) -> bool {
         use subtle::ConstantTimeEq;
-        digest(given.trim()).ct_eq(&self.token_digest).into()
+        raw_digest(given.trim()).ct_eq(&self.token_digest).into()
     }
 
     /// Takes the stream for a pusher: refused while another one pushes, unless `replace`, in
@@ -154,11 +155,6 @@ impl Drop for Lease {
     }
 }
 
-fn digest(value: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(value.as_bytes()).into()
-}
-
 /// The stream's side: waits for pushed frames.
 pub struct PushSource {
     hub: Arc<IngestHub>,
@@ -171,7 +167,7 @@ impl PushSource {
     pub fn new(options: &PushOptions, token: &Secret) -> (PushSource, Arc<IngestHub>) {
         let (tx, rx) = watch::channel(None);
         let hub = Arc::new(IngestHub {
-            token_digest: digest(token.expose()),
+            token_digest: raw_digest(token.expose()),
             replace: options.replace,
             max_bytes: options.max_bytes,
             tx,
