@@ -463,7 +463,7 @@ async fn viewer(
             tokio::time::sleep(Duration::from_secs_f64(chunk as f64 / rate)).await;
         }
         while let Some(part) = reader.parser.next_part()? {
-            let now = mjpeg_relay::frame::unix_micros_now();
+            let now = mjpeg_relay::clock::unix_micros_now();
             let seq = part.sequence();
             if window.on.load(Ordering::Acquire) {
                 stats.frames += 1;

@@ -36,7 +36,7 @@ fn world() -> &'static World {
             )
             .unwrap();
             let app = poem::EndpointExt::boxed(poem::EndpointExt::map_to_response(
-                mjpeg_relay::http::routes(relay.clone()),
+                mjpeg_relay::http::routes(relay.site.clone()),
             ));
             (relay, app)
         });

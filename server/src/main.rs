@@ -1,4 +1,5 @@
-//! The `mjpeg-relay` binary; everything lives in the library (see `lib.rs` for the map).
+//! The `mjpeg-relay` binary; everything lives in the library (`lib.rs` has the map, `cli.rs`
+//! the command).
 fn main() -> std::process::ExitCode {
-    mjpeg_relay::main_entry()
+    mjpeg_relay::cli::main()
 }

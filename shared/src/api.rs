@@ -75,6 +75,8 @@ pub struct Endpoints {
     pub frames: String,
     /// Latest frame as one JPEG.
     pub snapshot: String,
+    /// This stream's entry in the API.
+    pub info: String,
 }
 
 impl Endpoints {
@@ -84,6 +86,7 @@ impl Endpoints {
             classic: format!("/streams/{name}.mjpg"),
             frames: format!("/streams/{name}.frames"),
             snapshot: format!("/streams/{name}.jpg"),
+            info: format!("/api/streams/{name}"),
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Browser {
     _driver: Driver,
 }
 
+/// How long one WebDriver command of these helpers may take (a page that hangs fails the test).
+pub const WEBDRIVER_TIMEOUT: Duration = Duration::from_secs(30);
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Held for the length of a browser test.
@@ -123,10 +126,7 @@ impl Browser {
     /// Errors the page recorded (index.html collects console errors, uncaught exceptions and
     /// unhandled rejections in `window.__errors`).
     pub async fn errors(&self) -> Result<Vec<String>> {
-        let v = self
-            .client
-            .execute("return window.__errors || null", vec![])
-            .await?;
+        let v = self.run("return window.__errors || null", vec![]).await?;
         match v {
             Value::Array(a) => Ok(a.iter().map(|e| e.to_string()).collect()),
             _ => bail!("the page has no error log: not the dashboard's index.html"),
@@ -137,8 +137,7 @@ impl Browser {
     /// or None while it is not on the page.
     pub async fn overlay(&self, name: &str, role: &str) -> Result<Option<Overlay>> {
         let v = self
-            .client
-            .execute(
+            .run(
                 "const el = document.querySelector(`[data-stream=\"${arguments[0]}\"] .overlay.${arguments[1]}`);
                  return el ? Object.assign({}, el.dataset) : null;",
                 vec![json!(name), json!(role)],
@@ -151,8 +150,7 @@ impl Browser {
     /// (a canvas or an image), drawn onto a same-origin canvas. None before it shows a stamp.
     pub async fn stamp(&self, selector: &str) -> Result<Option<Stamp>> {
         let v = self
-            .client
-            .execute(
+            .run(
                 "const el = document.querySelector(arguments[0]);
                  if (!el) return null;
                  const w = el.naturalWidth ?? el.width, h = el.naturalHeight ?? el.height;
@@ -174,18 +172,33 @@ impl Browser {
         Ok(stamp::decode(&rgba, stamp::WIDTH, stamp::HEIGHT, 4))
     }
 
+    /// Runs `script` in the page, for at most [`WEBDRIVER_TIMEOUT`].
+    async fn run(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        tokio::time::timeout(WEBDRIVER_TIMEOUT, self.client.execute(script, args))
+            .await
+            .map_err(|_| anyhow!("a script did not return within {WEBDRIVER_TIMEOUT:?}"))?
+            .map_err(Into::into)
+    }
+
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) -> Result<()> {
-        self.client
-            .find(fantoccini::Locator::Css(css))
-            .await?
-            .click()
-            .await?;
-        Ok(())
+        let click = async {
+            self.client
+                .find(fantoccini::Locator::Css(css))
+                .await?
+                .click()
+                .await?;
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(WEBDRIVER_TIMEOUT, click)
+            .await
+            .map_err(|_| anyhow!("clicking {css} took over {WEBDRIVER_TIMEOUT:?}"))?
     }
 
     pub async fn close(self) -> Result<()> {
-        self.client.close().await?;
+        tokio::time::timeout(WEBDRIVER_TIMEOUT, self.client.close())
+            .await
+            .map_err(|_| anyhow!("closing the browser took over {WEBDRIVER_TIMEOUT:?}"))??;
         Ok(())
     }
 }

@@ -2,7 +2,11 @@
 //! process, or as the real binary), talk to it with a real HTTP client (hyper), read streams with
 //! the shared parser, decode what arrives.
 //!
-//! Every wait here is bounded: helpers take a deadline and fail the test when it passes.
+//! Every wait here is bounded: helpers take a deadline and fail the test when it passes. Every
+//! HTTP/1.1 request goes through one function (`respond`), which bounds the connection and the
+//! response head by [`TIMEOUT`]; finite bodies are read whole into a [`Reply`] (bounded too) and
+//! decoded into the relay's own `mjpeg_shared::api` types, streams part by part through
+//! [`StreamReader`], whose every read takes a timeout.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,12 +15,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use mjpeg_relay::config::StreamSpec;
+use mjpeg_relay::source::spec::StreamSpec;
 use mjpeg_relay::{Relay, RelayOptions};
+use mjpeg_shared::api::{ErrorBody, Health, IngestResult, ServerTime, StreamInfo, StreamList};
 use mjpeg_shared::multipart::{MultipartParser, Part};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -97,33 +102,43 @@ impl TestRelay {
     }
 
     /// GET `path` and read the whole body.
-    pub async fn get(&self, path: &str) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
+    pub async fn get(&self, path: &str) -> Result<Reply> {
         get(self.addr, path).await
     }
 
-    /// GET `path`, read the status, headers and the first bytes of the body (streams are endless).
-    pub async fn get_head(
-        &self,
-        path: &str,
-    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
-        let resp = tokio::time::timeout(Duration::from_secs(10), send(self.addr, path, None, &[]))
-            .await
-            .context("no response within 10 s")??;
+    /// GET `path`: the status, the headers and the first bytes of the body (streams are
+    /// endless), or no bytes when none came within [`TIMEOUT`].
+    pub async fn get_head(&self, path: &str) -> Result<Reply> {
+        let resp = send(self.addr, path, None, &[]).await?;
         let (parts, mut body) = resp.into_parts();
-        let first = match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+        let first = match tokio::time::timeout(TIMEOUT, body.frame()).await {
             Ok(Some(frame)) => frame?.into_data().unwrap_or_default(),
             _ => Bytes::new(),
         };
-        Ok((parts.status, parts.headers, first))
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: first,
+        })
     }
 
-    /// GET `path` and parse the body as JSON.
-    pub async fn json(&self, path: &str) -> Result<serde_json::Value> {
-        let (status, _, body) = self.get(path).await?;
-        if !status.is_success() {
-            bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
+    /// GET `path`, which must succeed, and decode its body as `T`.
+    pub async fn json<T: Json>(&self, path: &str) -> Result<T> {
+        let reply = self.get(path).await?;
+        if !reply.status.is_success() {
+            bail!("GET {path}: {}: {}", reply.status, reply.text());
         }
-        Ok(serde_json::from_slice(&body)?)
+        reply.json()
+    }
+
+    /// `GET /api/streams/NAME`, typed.
+    pub async fn info(&self, name: &str) -> Result<StreamInfo> {
+        self.json(&format!("/api/streams/{name}")).await
+    }
+
+    /// `GET /api/streams`, typed.
+    pub async fn list(&self) -> Result<StreamList> {
+        self.json("/api/streams").await
     }
 
     /// Opens a stream reader on `path`.
@@ -132,39 +147,22 @@ impl TestRelay {
     }
 }
 
-/// Sends a GET with hyper's HTTP/1.1 client on a fresh connection.
-pub async fn send(
-    addr: SocketAddr,
-    path: &str,
-    rcvbuf: Option<u32>,
-    headers: &[(&str, &str)],
-) -> Result<Response<Incoming>> {
-    let socket = TcpSocket::new_v4()?;
-    if let Some(size) = rcvbuf {
-        socket.set_recv_buffer_size(size)?;
-    }
-    let stream: TcpStream = socket.connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut req = Request::get(path).header("Host", addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    Ok(sender
-        .send_request(req.body(Empty::<Bytes>::new())?)
-        .await?)
-}
+/// How long each step of a test request may take: connecting and getting the response head,
+/// then reading a finite body. A relay that hangs fails the test instead of holding it up.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends `method path` with no body on a fresh connection; the status.
-pub async fn request(
+/// The one place the helpers make a request: `method path` with `headers` and `body` on a
+/// fresh HTTP/1.1 connection (hyper's client; the socket's receive buffer set to `rcvbuf`, if
+/// given), returning the response head within [`TIMEOUT`]. The body is the caller's to read:
+/// whole through [`Reply::read`], part by part through [`StreamReader`], both bounded.
+async fn respond(
     addr: SocketAddr,
+    rcvbuf: Option<u32>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> Result<u16> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    body: Bytes,
+) -> Result<Response<Incoming>> {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -172,55 +170,148 @@ pub async fn request(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = tokio::time::timeout(
-        Duration::from_secs(10),
-        sender.send_request(req.body(Empty::<Bytes>::new())?),
-    )
-    .await
-    .context("no response within 10 s")??;
-    Ok(resp.status().as_u16())
+    let req = req.body(Full::new(body))?;
+    let exchange = async {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size)?;
+        }
+        let stream: TcpStream = socket.connect(addr).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        anyhow::Ok(sender.send_request(req).await?)
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .with_context(|| format!("{method} {path}: no response within {TIMEOUT:?}"))?
+        .with_context(|| format!("{method} {path}"))
 }
 
-/// POSTs `body` on a fresh connection; the status, headers and body as text.
+/// What a finite request got back: status, headers and the whole body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: hyper::StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// Reads the rest of `resp`, the body within [`TIMEOUT`].
+    pub async fn read(what: &str, resp: Response<Incoming>) -> Result<Reply> {
+        let (parts, body) = resp.into_parts();
+        let body = tokio::time::timeout(TIMEOUT, body.collect())
+            .await
+            .with_context(|| format!("{what}: body not complete within {TIMEOUT:?}"))??
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// The body as text (lossy: for messages and assertions).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body decoded as `T`. The relay must send exactly the fields `T` has: the decoded
+    /// value, written back as JSON, must equal what was received, so that a field renamed or
+    /// added on one side (even an optional one, which would otherwise decode as `None`) fails.
+    pub fn json<T: Json>(&self) -> Result<T> {
+        let raw: serde_json::Value = serde_json::from_slice(&self.body)
+            .with_context(|| format!("{}: not JSON: {}", self.status, self.text()))?;
+        let typed = T::from_json(&self.body).with_context(|| {
+            format!(
+                "{}: not a {}: {}",
+                self.status,
+                std::any::type_name::<T>(),
+                self.text()
+            )
+        })?;
+        anyhow::ensure!(
+            typed.to_json() == raw,
+            "the relay sent fields {} does not have (or not as it writes them): {raw} is read as {}",
+            std::any::type_name::<T>(),
+            typed.to_json()
+        );
+        Ok(typed)
+    }
+
+    /// The message of an error answer (`{"error": "..."}`, [`ErrorBody`]).
+    pub fn error(&self) -> Result<String> {
+        Ok(self.json::<ErrorBody>()?.error)
+    }
+}
+
+/// The JSON bodies the tests decode: the relay's `mjpeg_shared::api` types (so that a renamed
+/// field fails, as indexing a `serde_json::Value` would not), and `Value` for what has no type.
+pub trait Json: Sized {
+    fn from_json(bytes: &[u8]) -> serde_json::Result<Self>;
+    fn to_json(&self) -> serde_json::Value;
+}
+
+macro_rules! json_types {
+    ($($t:ty),*) => {$(
+        impl Json for $t {
+            fn from_json(bytes: &[u8]) -> serde_json::Result<Self> {
+                serde_json::from_slice(bytes)
+            }
+            fn to_json(&self) -> serde_json::Value {
+                serde_json::to_value(self).expect("serialisable")
+            }
+        }
+    )*};
+}
+
+json_types!(
+    StreamInfo,
+    StreamList,
+    ErrorBody,
+    Health,
+    ServerTime,
+    IngestResult,
+    serde_json::Value
+);
+
+/// Sends a GET with no body on a fresh connection; the response head, within [`TIMEOUT`] (the
+/// body, a stream perhaps, is the caller's to read).
+pub async fn send(
+    addr: SocketAddr,
+    path: &str,
+    rcvbuf: Option<u32>,
+    headers: &[(&str, &str)],
+) -> Result<Response<Incoming>> {
+    respond(addr, rcvbuf, "GET", path, headers, Bytes::new()).await
+}
+
+/// Sends `method path` with `headers` and `body` on a fresh connection and reads the whole
+/// answer, each within [`TIMEOUT`].
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Reply> {
+    let resp = respond(addr, None, method, path, headers, body.into()).await?;
+    Reply::read(&format!("{method} {path}"), resp).await
+}
+
+/// POSTs `body` on a fresh connection and reads the answer.
 pub async fn post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
-) -> Result<(u16, hyper::HeaderMap, String)> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut req = Request::post(path).header("Host", addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = sender
-        .send_request(req.body(http_body_util::Full::new(Bytes::from(body)))?)
-        .await?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await?.to_bytes();
-    Ok((
-        parts.status.as_u16(),
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    ))
+) -> Result<Reply> {
+    request(addr, "POST", path, headers, body).await
 }
 
 /// GET `path` and read the whole body (for finite responses).
-pub async fn get(
-    addr: SocketAddr,
-    path: &str,
-) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes)> {
-    let resp = tokio::time::timeout(Duration::from_secs(10), send(addr, path, None, &[]))
-        .await
-        .context("no response within 10 s")??;
-    let (parts, body) = resp.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
-        .await
-        .context("body not complete within 10 s")??
-        .to_bytes();
-    Ok((parts.status, parts.headers, body))
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Reply> {
+    request(addr, "GET", path, &[], Bytes::new()).await
 }
 
 /// A viewer: reads a stream response part by part with the shared parser.
@@ -235,23 +326,17 @@ pub struct StreamReader {
 impl StreamReader {
     /// Opens `path`, expecting 200 and a content type with a boundary.
     pub async fn open(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Result<Self> {
-        let resp = tokio::time::timeout(Duration::from_secs(10), send(addr, path, rcvbuf, &[]))
-            .await
-            .context("no response within 10 s")??;
+        let resp = send(addr, path, rcvbuf, &[]).await?;
         Self::from_response(path, resp).await
     }
 
     /// Reads the stream in `resp` (any HTTP version), expecting 200 and a boundary.
     pub async fn from_response(path: &str, resp: Response<Incoming>) -> Result<Self> {
-        let (parts, body) = resp.into_parts();
-        if parts.status != hyper::StatusCode::OK {
-            let body = body.collect().await?.to_bytes();
-            bail!(
-                "GET {path}: {}: {}",
-                parts.status,
-                String::from_utf8_lossy(&body)
-            );
+        if resp.status() != hyper::StatusCode::OK {
+            let reply = Reply::read(path, resp).await?;
+            bail!("GET {path}: {}: {}", reply.status, reply.text());
         }
+        let (parts, body) = resp.into_parts();
         let ct = parts
             .headers
             .get("content-type")
@@ -300,28 +385,34 @@ impl StreamReader {
         }
     }
 
-    /// Reads parts until one whose payload satisfies `pred`, for at most `within` (each part
-    /// within 10 s).
+    /// Reads parts until one whose payload satisfies `pred`, for at most `within` in all.
     pub async fn next_where(
         &mut self,
         within: Duration,
         pred: impl Fn(&[u8]) -> bool,
     ) -> Result<Part> {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            let part = self.next_part(Duration::from_secs(10)).await?;
-            if pred(&part.body) {
-                return Ok(part);
+        let search = async {
+            loop {
+                let part = self.next_part_inner().await?;
+                if pred(&part.body) {
+                    return anyhow::Ok(part);
+                }
             }
-        }
-        bail!("no such part within {within:?}")
+        };
+        tokio::time::timeout(within, search)
+            .await
+            .with_context(|| format!("no such part within {within:?}"))?
     }
 
-    /// Reads the next chunk of body bytes as they arrive (for slow, rate-limited readers).
-    /// Returns the number of bytes read, 0 at the end.
-    pub async fn read_chunk(&mut self) -> Result<(usize, Vec<Part>)> {
+    /// Reads the next chunk of body bytes as they arrive (for slow, rate-limited readers),
+    /// waiting at most `timeout`. Returns the number of bytes read (0 at the end) and the parts
+    /// it completed.
+    pub async fn read_chunk(&mut self, timeout: Duration) -> Result<(usize, Vec<Part>)> {
         let mut parts = Vec::new();
-        match self.body.frame().await {
+        let frame = tokio::time::timeout(timeout, self.body.frame())
+            .await
+            .with_context(|| format!("no bytes within {timeout:?}"))?;
+        match frame {
             Some(frame) => {
                 let data = frame?.into_data().unwrap_or_default();
                 self.bytes += data.len() as u64;
@@ -384,7 +475,8 @@ pub fn jpeg_dir(n: usize) -> Result<(tempfile::TempDir, Vec<Vec<u8>>)> {
     Ok((dir, files))
 }
 
-/// Polls `check` every 20 ms until it returns `Some`, for at most `timeout`.
+/// Polls `check` every 20 ms until it returns `Some`, for at most `timeout`. A check that hangs
+/// is given up after `timeout` too, so the whole wait ends within twice `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -392,7 +484,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = check().await? {
+        let checked = tokio::time::timeout(timeout, check())
+            .await
+            .with_context(|| format!("a check did not finish within {timeout:?}"))?;
+        if let Some(v) = checked? {
             return Ok(v);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -404,7 +499,7 @@ where
 
 /// Now as Unix microseconds.
 pub fn now_micros() -> u64 {
-    mjpeg_relay::frame::unix_micros_now()
+    mjpeg_relay::clock::unix_micros_now()
 }
 
 /// The relay binary running as a child process, on the port it chose (`--listen 127.0.0.1:0`);
@@ -431,8 +526,23 @@ impl RelayProcess {
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()?;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        // The first line is read on a thread so that a relay that never prints it fails the
+        // test within TIMEOUT instead of blocking it.
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        let line = match rx.recv_timeout(TIMEOUT) {
+            Ok(line) => line?,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the relay printed no address within {TIMEOUT:?}");
+            }
+        };
         let addr = line
             .trim()
             .strip_prefix("mjpeg-relay listening on ")

@@ -18,6 +18,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::TIMEOUT;
+
 /// A self-signed certificate for `localhost` and `127.0.0.1`, written as PEM files.
 pub struct TestCert {
     pub dir: tempfile::TempDir,
@@ -49,7 +51,7 @@ impl TestCert {
 
     /// The relay's configuration, built from the files as `--tls-cert`/`--tls-key` would.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
-        mjpeg_relay::tls::server_config(&self.cert_path(), &self.key_path())
+        mjpeg_relay::net::tls::server_config(&self.cert_path(), &self.key_path())
             .map_err(anyhow::Error::msg)
     }
 }
@@ -136,15 +138,19 @@ pub async fn connect(
     if let Some(size) = rcvbuf {
         socket.set_recv_buffer_size(size)?;
     }
-    let tcp = socket.connect(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = connector
-        .connect(
-            ServerName::try_from("127.0.0.1")?,
-            Gated { inner: tcp, gate },
-        )
+    let server_name = ServerName::try_from("127.0.0.1")?;
+    let handshake = async {
+        let tcp = socket.connect(addr).await?;
+        let tls = connector
+            .connect(server_name, Gated { inner: tcp, gate })
+            .await
+            .context("TLS handshake")?;
+        anyhow::Ok(tls)
+    };
+    let tls = tokio::time::timeout(TIMEOUT, handshake)
         .await
-        .context("TLS handshake")?;
+        .with_context(|| format!("no TLS connection within {TIMEOUT:?}"))??;
     let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
     Ok((tls, alpn))
 }
@@ -167,17 +173,26 @@ impl H2Client {
             alpn.as_deref() == Some(b"h2"),
             "the server did not choose h2"
         );
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
+        let (sender, conn) = tokio::time::timeout(
+            TIMEOUT,
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
+        )
+        .await
+        .context("no HTTP/2 handshake")??;
         tokio::spawn(conn);
         Ok(H2Client { sender, addr })
     }
 
-    /// GET `path` as a new stream on this connection.
+    /// GET `path` as a new stream on this connection; the response head within [`TIMEOUT`].
     pub async fn get(&mut self, path: &str) -> Result<hyper::Response<Incoming>> {
-        self.sender.ready().await?;
         let req = hyper::Request::get(format!("https://{}{path}", self.addr))
             .body(Empty::<Bytes>::new())?;
-        Ok(self.sender.send_request(req).await?)
+        let exchange = async {
+            self.sender.ready().await?;
+            anyhow::Ok(self.sender.send_request(req).await?)
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .with_context(|| format!("GET {path}: no response within {TIMEOUT:?}"))?
     }
 }

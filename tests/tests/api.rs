@@ -4,20 +4,18 @@
 use std::time::Duration;
 
 use mjpeg_relay_tests::{decode_jpeg, eventually, now_micros, send, TestRelay};
+use mjpeg_shared::api::{Health, ServerTime};
 
 const T: Duration = Duration::from_secs(5);
 
+/// The status and message of an error answer, which must be an `ErrorBody` in JSON.
 async fn error_of(relay: &TestRelay, path: &str) -> anyhow::Result<(u16, String)> {
-    let (status, headers, body) = relay.get(path).await?;
+    let reply = relay.get(path).await?;
     assert_eq!(
-        headers["content-type"], "application/json; charset=utf-8",
+        reply.headers["content-type"], "application/json; charset=utf-8",
         "{path}"
     );
-    let json: serde_json::Value = serde_json::from_slice(&body)?;
-    Ok((
-        status.as_u16(),
-        json["error"].as_str().unwrap_or_default().to_string(),
-    ))
+    Ok((reply.status.as_u16(), reply.error()?))
 }
 
 #[tokio::test]
@@ -75,8 +73,8 @@ async fn bad_requests_say_what_is_wrong() -> anyhow::Result<()> {
         "/streams/main.mjpg?layout=Strict&fps=%35",
         "/streams/main.jpg?_=1",
     ] {
-        let (status, _, body) = relay.get_head(path).await?;
-        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        let reply = relay.get_head(path).await?;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
     }
     // Unknown routes and methods answer JSON too.
     let (status, msg) = error_of(&relay, "/nothing/here").await?;
@@ -128,27 +126,28 @@ async fn stream_responses_are_uncached_unbuffered_and_never_compressed() -> anyh
 #[tokio::test]
 async fn the_source_runs_only_while_someone_watches() -> anyhow::Result<()> {
     let relay = TestRelay::start(&["main=test?size=320x240&fps=30"]).await?;
+    // Deliberately idle for 300 ms (9 frame periods): a source that ran without viewers would
+    // have produced frames by now. Nothing is awaited here, so there is nothing to poll for.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let info = relay.json("/api/streams/main").await?;
-    assert_eq!(info["frames_produced"], 0, "no viewer, no capture");
-    assert_eq!(info["active"], false);
+    let info = relay.info("main").await?;
+    assert_eq!(info.frames_produced, 0, "no viewer, no capture");
+    assert!(!info.active);
 
     let mut viewer = relay.open("/streams/main.mjpg").await?;
     viewer.next_part(T).await?;
-    let info = relay.json("/api/streams/main").await?;
-    assert_eq!(info["viewers"], 1);
-    assert_eq!(info["active"], true);
+    let info = relay.info("main").await?;
+    assert_eq!(info.viewers, 1);
+    assert!(info.active);
     drop(viewer);
 
-    // Once the viewer has gone, production stops: two readings 200 ms apart agree.
+    // Once the viewer has gone, production stops: two readings 200 ms apart agree (the sleep
+    // is the span over which the count must not move).
     let produced = eventually(T, || async {
-        let a = relay.json("/api/streams/main").await?;
+        let a = relay.info("main").await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let b = relay.json("/api/streams/main").await?;
-        let idle = b["viewers"] == 0
-            && b["active"] == false
-            && a["frames_produced"] == b["frames_produced"];
-        Ok(idle.then(|| b["frames_produced"].as_u64().unwrap()))
+        let b = relay.info("main").await?;
+        let idle = b.viewers == 0 && !b.active && a.frames_produced == b.frames_produced;
+        Ok(idle.then_some(b.frames_produced))
     })
     .await?;
     assert!(produced > 0);
@@ -161,7 +160,8 @@ async fn snapshots_are_fresh_even_when_the_stream_was_idle() -> anyhow::Result<(
     let relay = TestRelay::start(&["main=test?size=320x240&fps=30"]).await?;
     for _ in 0..2 {
         let before = now_micros();
-        let (status, headers, body) = relay.get("/streams/main.jpg").await?;
+        let reply = relay.get("/streams/main.jpg").await?;
+        let (status, headers, body) = (reply.status, reply.headers, reply.body);
         assert_eq!(status, 200);
         assert_eq!(headers["content-type"], "image/jpeg");
         assert_eq!(
@@ -175,19 +175,27 @@ async fn snapshots_are_fresh_even_when_the_stream_was_idle() -> anyhow::Result<(
         );
         let img = decode_jpeg(&body)?;
         assert_eq!((img.width, img.height), (320, 240));
+        // Deliberately idle for 300 ms (9 frame periods at 30 fps): a source left running
+        // after the snapshot would add frames to the count checked below.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Each snapshot of the idle stream cost exactly one frame: the source went back to sleep.
-    assert_eq!(relay.json("/api/streams/main").await?["frames_produced"], 2);
-    assert_eq!(relay.json("/api/streams/main").await?["active"], false);
+    let info = eventually(T, || async {
+        let info = relay.info("main").await?;
+        Ok((!info.active).then_some(info))
+    })
+    .await?;
+    assert_eq!(info.frames_produced, 2);
     // While someone watches, a snapshot is the newest frame the viewers get.
     let mut viewer = relay.open("/streams/main.frames").await?;
     viewer.next_part(T).await?;
-    let (_, headers, _) = relay.get("/streams/main.jpg").await?;
+    let headers = relay.get("/streams/main.jpg").await?.headers;
     let seq: u64 = headers["x-sequence"].to_str()?.parse()?;
-    let latest = relay.json("/api/streams/main").await?["last_seq"]
-        .as_u64()
-        .unwrap();
+    let latest = relay
+        .info("main")
+        .await?
+        .last_seq
+        .expect("last_seq once frames exist");
     assert!(latest - seq <= 1, "snapshot seq {seq}, newest {latest}");
     relay.stop().await?;
     Ok(())
@@ -205,43 +213,31 @@ async fn api_reports_streams_viewers_and_counters() -> anyhow::Result<()> {
     v2.next_part(T).await?;
     v2.next_part(T).await?;
 
-    let list = relay.json("/api/streams").await?;
-    let names: Vec<&str> = list["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let list = relay.list().await?.streams;
+    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["main", "b"]);
-    let main = &list["streams"][0];
-    assert_eq!(main["viewers"], 2);
-    assert_eq!(main["source"], "test?size=320x240&fps=20");
-    assert_eq!(main["kind"], "test");
-    assert_eq!(
-        (main["width"].as_u64(), main["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    assert_eq!(main["source_fps"], 20.0);
-    assert!(main["frames_sent"].as_u64().unwrap() >= 8);
-    assert!(
-        main["frames_skipped"].as_u64().unwrap() >= 1,
-        "the 2 fps viewer skipped frames"
-    );
-    assert!(main["bytes_sent"].as_u64().unwrap() > 0);
-    assert_eq!(main["endpoints"]["frames"], "/streams/main.frames");
-    assert_eq!(list["streams"][1]["viewers"], 0);
+    let main = &list[0];
+    assert_eq!(main.viewers, 2);
+    assert_eq!(main.source, "test?size=320x240&fps=20");
+    assert_eq!(main.kind, "test");
+    assert_eq!((main.width, main.height), (Some(320), Some(240)));
+    assert_eq!(main.source_fps, 20.0);
+    assert!(main.frames_sent >= 8);
+    assert!(main.frames_skipped >= 1, "the 2 fps viewer skipped frames");
+    assert!(main.bytes_sent > 0);
+    assert_eq!(main.endpoints.frames, "/streams/main.frames");
+    assert_eq!(list[1].viewers, 0);
 
     let before = now_micros();
-    let time = relay.json("/api/time").await?;
-    let server = time["unix_micros"].as_u64().unwrap();
+    let server = relay.json::<ServerTime>("/api/time").await?.unix_micros;
     assert!(
         server >= before && server <= now_micros(),
         "server clock is this machine's clock"
     );
 
-    let health = relay.json("/healthz").await?;
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["streams"], 2);
+    let health = relay.json::<Health>("/healthz").await?;
+    assert_eq!(health.status, "ok");
+    assert_eq!(health.streams, 2);
     relay.stop().await?;
     Ok(())
 }
@@ -249,10 +245,12 @@ async fn api_reports_streams_viewers_and_counters() -> anyhow::Result<()> {
 #[tokio::test]
 async fn root_serves_the_dashboard_when_built_and_a_builtin_page_otherwise() -> anyhow::Result<()> {
     let relay = TestRelay::start(&["cam=test?size=160x120&fps=5"]).await?;
-    let (status, headers, body) = relay.get("/").await?;
-    assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str()?.starts_with("text/html"));
-    let page = String::from_utf8(body.to_vec())?;
+    let reply = relay.get("/").await?;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    let page = String::from_utf8(reply.body.to_vec())?;
     assert!(
         page.contains("<img id=\"stream\" src=\"/streams/cam.mjpg\""),
         "{page}"
@@ -274,14 +272,14 @@ async fn root_serves_the_dashboard_when_built_and_a_builtin_page_otherwise() -> 
         dist.path().to_path_buf(),
     )
     .await?;
-    let (_, _, body) = relay.get("/").await?;
-    assert_eq!(&body[..], b"<html>dashboard build</html>");
-    let (status, _, _) = relay.get("/app.js").await?;
-    assert_eq!(status, 200);
+    assert_eq!(
+        &relay.get("/").await?.body[..],
+        b"<html>dashboard build</html>"
+    );
+    assert_eq!(relay.get("/app.js").await?.status, 200);
     // The API and streams still win over the static files.
-    assert_eq!(relay.json("/healthz").await?["status"], "ok");
-    let (status, _, _) = relay.get("/streams/cam.jpg").await?;
-    assert_eq!(status, 200);
+    assert_eq!(relay.json::<Health>("/healthz").await?.status, "ok");
+    assert_eq!(relay.get("/streams/cam.jpg").await?.status, 200);
     relay.stop().await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use mjpeg_relay::RelayOptions;
 use mjpeg_relay_tests::camera::{encode, has_huffman_tables, FakeBackend, FakeCamera, FakeKind};
 use mjpeg_relay_tests::{decode_jpeg, eventually, RelayProcess, StreamReader, TestRelay};
+use mjpeg_shared::api::StreamInfo;
 use mjpeg_shared::stamp;
 
 /// How long a test waits for a particular kind of part.
@@ -52,20 +53,14 @@ async fn mjpeg_without_huffman_tables_is_served_decodable_and_unchanged() -> any
             "frame {n}: pixels unchanged by the insertion"
         );
     }
-    let info = relay.json("/api/streams/cam").await?;
-    assert_eq!(info["kind"], "camera");
-    assert_eq!(info["device"], "Fake Camera");
-    assert_eq!(info["format"], "mjpeg 320x240 @ 20 fps");
-    assert_eq!(
-        (info["width"].as_u64(), info["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    assert!(info["last_error"].is_null());
+    let info = relay.info("cam").await?;
+    assert_eq!(info.kind, "camera");
+    assert_eq!(info.device.as_deref(), Some("Fake Camera"));
+    assert_eq!(info.format.as_deref(), Some("mjpeg 320x240 @ 20 fps"));
+    assert_eq!((info.width, info.height), (Some(320), Some(240)));
+    assert!(info.last_error.is_none(), "{info:?}");
     // The measured capture rate (a 20 fps camera), once a second's worth has been counted.
-    let fps = eventually(T, || async {
-        Ok(relay.json("/api/streams/cam").await?["capture_fps"].as_f64())
-    })
-    .await?;
+    let fps = eventually(T, || async { Ok(relay.info("cam").await?.capture_fps) }).await?;
     assert!((15.0..=25.0).contains(&fps), "capture_fps {fps}");
     relay.stop().await?;
     Ok(())
@@ -95,9 +90,7 @@ async fn raw_yuyv_is_encoded_once_per_frame_however_many_viewers() -> anyhow::Re
         }
     }
     // The relay produced at most one frame per camera read, whatever the number of viewers.
-    let produced = relay.json("/api/streams/cam").await?["frames_produced"]
-        .as_u64()
-        .unwrap();
+    let produced = relay.info("cam").await?.frames_produced;
     assert!(
         produced <= cam.reads.load(Ordering::SeqCst),
         "{produced} frames from {} reads",
@@ -151,9 +144,9 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
         gap > Duration::from_millis(500) && gap < Duration::from_millis(1600),
         "NO SIGNAL every ~1 s, got {gap:?}"
     );
-    let info = relay.json("/api/streams/cam").await?;
-    let err = info["last_error"].as_str().unwrap_or_default();
-    assert!(err.contains("fake unplugged"), "the API says why: {info}");
+    let info = relay.info("cam").await?;
+    let err = info.last_error.as_deref().unwrap_or_default();
+    assert!(err.contains("fake unplugged"), "the API says why: {info:?}");
     // Other streams are not disturbed.
     for _ in 0..5 {
         other.next_part(T).await?;
@@ -167,7 +160,8 @@ async fn unplug_shows_no_signal_and_replug_resumes_without_reconnecting() -> any
         stamp_of(&back.body).unwrap() > before,
         "new live frames on the same connection, not old ones"
     );
-    assert!(relay.json("/api/streams/cam").await?["last_error"].is_null());
+    let info = relay.info("cam").await?;
+    assert!(info.last_error.is_none(), "{info:?}");
     relay.stop().await?;
     Ok(())
 }
@@ -183,17 +177,17 @@ async fn a_stalled_camera_shows_no_signal_and_does_not_hold_anything_up() -> any
         .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_none())
         .await?;
     decode_jpeg(&part.body)?;
-    let info = relay.json("/api/streams/cam").await?;
+    let info = relay.info("cam").await?;
     assert!(
-        info["last_error"]
-            .as_str()
+        info.last_error
+            .as_deref()
             .unwrap_or_default()
             .contains("no frame from"),
-        "API says it stalled: {info}"
+        "API says it stalled: {info:?}"
     );
     assert!(
-        info["capture_fps"].is_null(),
-        "no capture rate while stalled: {info}"
+        info.capture_fps.is_none(),
+        "no capture rate while stalled: {info:?}"
     );
     let mut other = relay.open("/streams/other.frames").await?;
     other.next_part(T).await?;
@@ -208,6 +202,7 @@ async fn a_stalled_camera_shows_no_signal_and_does_not_hold_anything_up() -> any
 async fn the_camera_opens_for_viewers_and_closes_when_they_are_gone() -> anyhow::Result<()> {
     let cam = FakeCamera::new(FakeKind::MjpegWithoutHuffman, 320, 240, 20);
     let relay = relay_with(&cam, &["cam=camera?idle=1"]).await?;
+    // Deliberately idle for 300 ms: a relay that opened the camera at startup would have by now.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         cam.opens.load(Ordering::SeqCst),
@@ -280,7 +275,8 @@ async fn a_camera_missing_at_startup_shows_no_signal_then_goes_live_when_plugged
     viewer
         .next_where(WITHIN, |jpeg| stamp_of(jpeg).is_some())
         .await?;
-    assert!(relay.json("/api/streams/cam").await?["last_error"].is_null());
+    let info = relay.info("cam").await?;
+    assert!(info.last_error.is_none(), "{info:?}");
     relay.stop().await?;
     Ok(())
 }
@@ -368,10 +364,14 @@ async fn a_missing_real_camera_serves_no_signal_naming_the_device() -> anyhow::R
             stamp::decode(&img.rgb, img.width, img.height, 3).is_none(),
             "a NO SIGNAL picture"
         );
-        let (_, _, body) = mjpeg_relay_tests::get(addr, "/api/streams/cam").await?;
-        let info: serde_json::Value = serde_json::from_slice(&body)?;
-        let err = info["last_error"].as_str().unwrap_or_default().to_string();
-        assert!(err.contains("camera 0"), "the API names the device: {info}");
+        let info: StreamInfo = mjpeg_relay_tests::get(addr, "/api/streams/cam")
+            .await?
+            .json()?;
+        let err = info.last_error.as_deref().unwrap_or_default();
+        assert!(
+            err.contains("camera 0"),
+            "the API names the device: {info:?}"
+        );
     }
     Ok(())
 }

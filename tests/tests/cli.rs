@@ -4,6 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mjpeg_relay_tests::{RelayProcess, StreamReader};
+use mjpeg_shared::api::StreamList;
 
 fn relay() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mjpeg-relay-under-test"));
@@ -157,18 +158,11 @@ async fn a_config_file_serves_its_streams_and_flags_override_it() -> anyhow::Res
     let process = RelayProcess::spawn(cmd)?;
     let addr = process.addr;
     {
-        let (_, _, body) = mjpeg_relay_tests::get(addr, "/api/streams").await?;
-        let list: serde_json::Value = serde_json::from_slice(&body)?;
-        let streams: Vec<(String, String)> = list["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["source"].as_str().unwrap().to_string(),
-                )
-            })
+        let list: StreamList = mjpeg_relay_tests::get(addr, "/api/streams").await?.json()?;
+        let streams: Vec<(String, String)> = list
+            .streams
+            .into_iter()
+            .map(|s| (s.name, s.source))
             .collect();
         assert_eq!(
             streams,

@@ -91,26 +91,25 @@ async fn listed_origins_may_read_streams_and_others_are_refused() -> anyhow::Res
 async fn preflights_are_answered_and_star_allows_any_origin() -> anyhow::Result<()> {
     let relay = relay(&["*"]).await?;
     let addr = relay.addr;
-    // hyper's client with a custom method: an OPTIONS preflight for a POST with a token.
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method("OPTIONS")
-        .uri("/streams/main/ingest")
-        .header("Host", addr.to_string())
-        .header("Origin", "http://anywhere.example")
-        .header("Access-Control-Request-Method", "POST")
-        .header(
-            "Access-Control-Request-Headers",
-            "authorization, content-type",
-        )
-        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
-    let resp = sender.send_request(req).await?;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()[ACAO], "http://anywhere.example");
-    let methods = resp.headers()["access-control-allow-methods"]
+    // An OPTIONS preflight for a POST with a token.
+    let resp = mjpeg_relay_tests::request(
+        addr,
+        "OPTIONS",
+        "/streams/main/ingest",
+        &[
+            ("Origin", "http://anywhere.example"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ),
+        ],
+        Vec::new(),
+    )
+    .await?;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.headers[ACAO], "http://anywhere.example");
+    let methods = resp.headers["access-control-allow-methods"]
         .to_str()?
         .to_ascii_uppercase();
     assert!(

@@ -138,21 +138,25 @@ async fn rtsp_credentials_never_show_even_in_ffmpegs_own_errors() -> anyhow::Res
     let mut viewer = relay.open("/streams/cam.frames").await?;
     let _ = tokio::time::timeout(Duration::from_secs(3), viewer.next_part(T)).await;
     let info = eventually(T, || async {
-        let info = relay.json("/api/streams/cam").await?;
-        Ok(info["last_error"].is_string().then_some(info))
+        let info = relay.info("cam").await?;
+        Ok(info.last_error.is_some().then_some(info))
     })
     .await?;
-    let text = info.to_string();
+    // The raw text, on purpose: no field at all (the error included) may hold the credentials.
+    let text = relay.get("/api/streams/cam").await?.text();
+    assert!(text.contains("last_error"), "{text}");
     assert!(
         !text.contains("Sup3rSecret") && !text.contains("admin:"),
         "{text}"
     );
+    let error = info.last_error.as_deref().unwrap_or_default();
     assert!(
-        info["source"]
-            .as_str()
-            .unwrap()
-            .starts_with("ffmpeg:rtsp://127.0.0.1:1/stream"),
-        "{info}"
+        !error.contains("Sup3rSecret") && !error.contains("admin:"),
+        "{error}"
+    );
+    assert!(
+        info.source.starts_with("ffmpeg:rtsp://127.0.0.1:1/stream"),
+        "{info:?}"
     );
     relay.stop().await?;
     Ok(())
@@ -165,18 +169,90 @@ async fn loop_zero_plays_a_file_once() -> anyhow::Result<()> {
     let relay = TestRelay::start(&[&format!("clip=ffmpeg:{}?loop=0", video.display())]).await?;
     let mut viewer = relay.open("/streams/clip.frames").await?;
     viewer.next_part(T).await?;
-    // The 2 s video ends; nothing restarts it while this viewer stays.
+    // The 2 s video ends; nothing restarts it while this viewer stays. A deliberate 3.5 s
+    // (the video and 1.5 s more): a source that looped or respawned ffmpeg would add frames
+    // over it, which no poll could show.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let info = relay.json("/api/streams/clip").await?;
-    let produced = info["frames_produced"].as_u64().unwrap();
+    let info = relay.info("clip").await?;
+    let produced = info.frames_produced;
     assert!(
         (15..=22).contains(&produced),
         "played once: {produced} frames of a 20-frame video"
     );
     assert!(
-        info["last_error"].is_null(),
-        "ending as asked is not an error: {info}"
+        info.last_error.is_none(),
+        "ending as asked is not an error: {info:?}"
     );
+    relay.stop().await?;
+    Ok(())
+}
+
+/// True for the relay's NO SIGNAL picture: nearly all of it is the dark background it is drawn
+/// on, where the test video is colour bars and noise.
+fn is_no_signal(jpeg: &[u8]) -> bool {
+    decode_jpeg(jpeg).is_ok_and(|img| {
+        let dark = img
+            .rgb
+            .chunks(3)
+            .filter(|p| p[0] < 56 && p[1] < 56 && p[2] < 64)
+            .count();
+        dark * 10 > img.width * img.height * 8
+    })
+}
+
+#[tokio::test]
+async fn when_ffmpeg_loses_its_input_viewers_see_no_signal_naming_why_then_live_frames_again(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let video = make_video(dir.path());
+    let needle = video.display().to_string();
+    let relay = TestRelay::start(&[&format!("clip=ffmpeg:{needle}?size=320x240")]).await?;
+    let mut viewer = relay.open("/streams/clip.frames").await?;
+    let first = viewer.next_part(T).await?;
+    assert!(!is_no_signal(&first.body), "the video plays first");
+
+    // The input goes away, and the ffmpeg reading it dies (as with an unplugged RTSP camera).
+    let away = dir.path().join("away.mp4");
+    std::fs::rename(&video, &away)?;
+    let killed = Command::new("pkill")
+        .args(["-f", &format!("ffmpeg .*{needle}")])
+        .status()?;
+    assert!(killed.success(), "an ffmpeg was running for the viewer");
+
+    // The same connection gets NO SIGNAL, at the stream's size.
+    let no_signal = viewer
+        .next_where(Duration::from_secs(15), is_no_signal)
+        .await?;
+    let img = decode_jpeg(&no_signal.body)?;
+    assert_eq!(
+        (img.width, img.height),
+        (320, 240),
+        "NO SIGNAL keeps the size"
+    );
+    // The API names the cause: ffmpeg's own words about the missing input.
+    let info = eventually(T, || async {
+        let info = relay.info("clip").await?;
+        Ok(info
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("No such file"))
+            .then_some(info))
+    })
+    .await?;
+    assert_eq!(info.kind, "ffmpeg");
+
+    // The input is back: live frames on the same connection, and the error is gone.
+    std::fs::rename(&away, &video)?;
+    let live = viewer
+        .next_where(Duration::from_secs(15), |jpeg| !is_no_signal(jpeg))
+        .await?;
+    assert!(live
+        .sequence()
+        .is_some_and(|s| s > no_signal.sequence().unwrap_or(0)));
+    eventually(T, || async {
+        Ok(relay.info("clip").await?.last_error.is_none().then_some(()))
+    })
+    .await?;
     relay.stop().await?;
     Ok(())
 }

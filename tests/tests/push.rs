@@ -1,6 +1,6 @@
 //! Frames pushed by other processes: one JPEG per request, or one long multipart request from a
 //! real client (Python requests with OpenCV, ffmpeg), with the token, type, size and concurrency
-//! rules.
+//! rules (the token, type and size rules as a table of requests and the answers they get).
 
 use std::time::Duration;
 
@@ -8,24 +8,29 @@ use bytes::Bytes;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use mjpeg_relay::http::auth::AccessConfig;
 use mjpeg_relay::RelayOptions;
-use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, make_jpeg, TestRelay};
+use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, make_jpeg, Reply, TestRelay};
+use mjpeg_shared::api::IngestResult;
 
 const T: Duration = Duration::from_secs(5);
 
-/// POSTs `body` with the given headers; returns status, headers and body text.
+/// POSTs `body` with the given headers.
 async fn post(
     relay: &TestRelay,
     path: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
-) -> anyhow::Result<(u16, hyper::HeaderMap, String)> {
+) -> anyhow::Result<Reply> {
     mjpeg_relay_tests::post(relay.addr, path, headers, body).await
 }
 
 async fn relay() -> anyhow::Result<TestRelay> {
     let options = RelayOptions {
-        ingest_token: Some(mjpeg_relay::source::push::Secret::new("global").unwrap()),
+        access: AccessConfig {
+            ingest_token: Some(mjpeg_relay::secret::Secret::new("global").unwrap()),
+            ..AccessConfig::default()
+        },
         ..RelayOptions::default()
     };
     TestRelay::start_with(
@@ -45,7 +50,7 @@ async fn a_pushed_jpeg_reaches_viewers_unchanged() -> anyhow::Result<()> {
     let relay = relay().await?;
     let mut viewer = relay.open("/streams/cam.frames").await?;
     let jpeg = make_jpeg(160, 120, 90);
-    let (status, _, body) = post(
+    let reply = post(
         &relay,
         "/streams/cam/ingest",
         &[
@@ -55,97 +60,155 @@ async fn a_pushed_jpeg_reaches_viewers_unchanged() -> anyhow::Result<()> {
         jpeg.clone(),
     )
     .await?;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body, r#"{"frames":1}"#);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), r#"{"frames":1}"#);
+    assert_eq!(reply.json::<IngestResult>()?.frames, 1);
     let part = viewer.next_part(T).await?;
     assert_eq!(
         &part.body[..],
         &jpeg[..],
         "the viewer gets the pushed bytes"
     );
-    let info = relay.json("/api/streams/cam").await?;
-    assert_eq!(info["kind"], "push");
-    assert_eq!(info["width"], 160);
+    let info = relay.info("cam").await?;
+    assert_eq!(info.kind, "push");
+    assert_eq!(info.width, Some(160));
     assert!(
-        !info["source"].as_str().unwrap().contains("s3cret"),
-        "the token never shows in the API: {info}"
+        !info.source.contains("s3cret"),
+        "the token never shows in the API: {info:?}"
     );
     relay.stop().await?;
     Ok(())
 }
 
+/// What a table row sends as its body.
+#[derive(Clone, Copy, Debug)]
+enum Payload {
+    Jpeg,
+    NotAPicture,
+    /// A JPEG padded to 70 000 bytes, over `cam`'s 65536-byte limit.
+    Oversized,
+}
+
+/// One push request and the answer it must get.
+struct Case {
+    row: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    payload: Payload,
+    status: u16,
+    /// Something the answer's body must say ("" for nothing in particular).
+    says: &'static str,
+}
+
+const AUTH: (&str, &str) = ("Authorization", "Bearer s3cret");
+
+/// The token, type and size rules (`relay()` has `cam` with its own token and a 64 KiB limit,
+/// `open` without a token, the relay-wide token `global`, and `pattern`, a test pattern).
+const CASES: &[Case] = &[
+    Case {
+        row: "no token",
+        path: "/streams/cam/ingest",
+        headers: &[],
+        payload: Payload::Jpeg,
+        status: 401,
+        // Says how to send it.
+        says: "Authorization: Bearer",
+    },
+    Case {
+        row: "a wrong token",
+        path: "/streams/cam/ingest",
+        headers: &[("Authorization", "Bearer nope")],
+        payload: Payload::Jpeg,
+        status: 403,
+        says: "",
+    },
+    Case {
+        row: "a stream's own token replaces the relay-wide one",
+        path: "/streams/cam/ingest",
+        headers: &[("Authorization", "Bearer global")],
+        payload: Payload::Jpeg,
+        status: 403,
+        says: "",
+    },
+    Case {
+        row: "?token= for clients that cannot send headers",
+        path: "/streams/cam/ingest?token=s3cret",
+        headers: &[],
+        payload: Payload::Jpeg,
+        status: 200,
+        says: "",
+    },
+    Case {
+        row: "--ingest-token covers streams without their own",
+        path: "/streams/open/ingest",
+        headers: &[("Authorization", "Bearer global")],
+        payload: Payload::Jpeg,
+        status: 200,
+        says: "",
+    },
+    Case {
+        row: "not a JPEG",
+        path: "/streams/cam/ingest",
+        headers: &[AUTH],
+        payload: Payload::NotAPicture,
+        status: 415,
+        says: "not a JPEG",
+    },
+    Case {
+        row: "over the size limit (named)",
+        path: "/streams/cam/ingest",
+        headers: &[AUTH],
+        payload: Payload::Oversized,
+        status: 413,
+        says: "65536",
+    },
+    Case {
+        row: "not a push stream",
+        path: "/streams/pattern/ingest",
+        headers: &[AUTH],
+        payload: Payload::Jpeg,
+        status: 405,
+        says: "does not take pushed frames",
+    },
+];
+
 #[tokio::test]
 async fn tokens_types_and_sizes_are_checked_and_the_stream_stays_up() -> anyhow::Result<()> {
     let relay = relay().await?;
     let jpeg = make_jpeg(160, 120, 10);
-    let (status, headers, body) = post(&relay, "/streams/cam/ingest", &[], jpeg.clone()).await?;
-    assert_eq!(status, 401, "{body}");
-    assert!(headers["www-authenticate"].to_str()?.starts_with("Bearer"));
-    assert!(
-        body.contains("Authorization: Bearer"),
-        "says how to send it: {body}"
-    );
-    let (status, _, _) = post(
-        &relay,
-        "/streams/cam/ingest",
-        &[("Authorization", "Bearer nope")],
-        jpeg.clone(),
-    )
-    .await?;
-    assert_eq!(status, 403);
-    let (status, _, _) = post(
-        &relay,
-        "/streams/cam/ingest",
-        &[("Authorization", "Bearer global")],
-        jpeg.clone(),
-    )
-    .await?;
-    assert_eq!(
-        status, 403,
-        "a stream's own token replaces the relay-wide one"
-    );
-    let (status, _, _) = post(
-        &relay,
-        "/streams/cam/ingest?token=s3cret",
-        &[],
-        jpeg.clone(),
-    )
-    .await?;
-    assert_eq!(status, 200, "?token= for clients that cannot send headers");
-    let (status, _, _) = post(
-        &relay,
-        "/streams/open/ingest",
-        &[("Authorization", "Bearer global")],
-        jpeg.clone(),
-    )
-    .await?;
-    assert_eq!(
-        status, 200,
-        "--ingest-token covers streams without their own"
-    );
-
-    let auth = [("Authorization", "Bearer s3cret")];
-    let (status, _, body) = post(
-        &relay,
-        "/streams/cam/ingest",
-        &auth,
-        b"hello, not a picture".to_vec(),
-    )
-    .await?;
-    assert_eq!(status, 415, "{body}");
-    assert!(body.contains("not a JPEG"), "{body}");
-    let mut big = make_jpeg(160, 120, 20);
-    big.resize(70_000, 0);
-    let (status, _, body) = post(&relay, "/streams/cam/ingest", &auth, big).await?;
-    assert_eq!(status, 413, "{body}");
-    assert!(body.contains("65536"), "names the limit: {body}");
-    let (status, _, body) = post(&relay, "/streams/pattern/ingest", &auth, jpeg.clone()).await?;
-    assert_eq!(status, 405, "{body}");
-    assert!(body.contains("does not take pushed frames"), "{body}");
+    for case in CASES {
+        let body = match case.payload {
+            Payload::Jpeg => jpeg.clone(),
+            Payload::NotAPicture => b"hello, not a picture".to_vec(),
+            Payload::Oversized => {
+                let mut big = make_jpeg(160, 120, 20);
+                big.resize(70_000, 0);
+                big
+            }
+        };
+        let reply = post(&relay, case.path, case.headers, body).await?;
+        let (row, text) = (case.row, reply.text());
+        assert_eq!(reply.status, case.status, "{row}: {text}");
+        assert!(
+            text.contains(case.says),
+            "{row}: {text:?} should say {:?}",
+            case.says
+        );
+        if reply.status == 200 {
+            assert_eq!(reply.json::<IngestResult>()?.frames, 1, "{row}");
+        } else {
+            // Every refusal is an error body in JSON.
+            reply.error().map_err(|e| anyhow::anyhow!("{row}: {e}"))?;
+        }
+        if reply.status == 401 {
+            let challenge = reply.headers["www-authenticate"].to_str()?;
+            assert!(challenge.starts_with("Bearer"), "{row}: {challenge}");
+        }
+    }
     // After all that, the stream still takes frames and serves them.
     let mut viewer = relay.open("/streams/cam.frames").await?;
-    let (status, _, _) = post(&relay, "/streams/cam/ingest", &auth, jpeg.clone()).await?;
-    assert_eq!(status, 200);
+    let reply = post(&relay, "/streams/cam/ingest", &[AUTH], jpeg.clone()).await?;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(&viewer.next_part(T).await?.body[..], &jpeg[..]);
     relay.stop().await?;
     Ok(())
@@ -166,8 +229,12 @@ async fn long_push(
             .await
             .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
     }));
-    let stream = tokio::net::TcpStream::connect(relay.addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let stream = tokio::time::timeout(T, tokio::net::TcpStream::connect(relay.addr)).await??;
+    let (mut sender, conn) = tokio::time::timeout(
+        T,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await??;
     tokio::spawn(conn);
     let req = hyper::Request::post(path)
         .header("Host", relay.addr.to_string())
@@ -201,33 +268,35 @@ async fn one_pusher_at_a_time_unless_the_stream_lets_the_newest_replace() -> any
         &a[..],
         "parts are published as they arrive"
     );
-    let (status, _, body) = post(
+    let reply = post(
         &relay,
         "/streams/cam/ingest",
-        &[("Authorization", "Bearer s3cret")],
+        &[AUTH],
         make_jpeg(160, 120, 40),
     )
     .await?;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(reply.status, 409, "{}", reply.text());
     drop(tx);
     assert_eq!(
-        first.await??,
+        tokio::time::timeout(T, first).await???,
         200,
         "the long push ends well when its body ends"
     );
 
     // With replace=1 the newer pusher takes over and the older one is told so.
+    let mut swap_viewer = relay.open("/streams/swap.frames").await?;
     let (tx, older) = long_push(&relay, "/streams/swap/ingest", "t").await?;
     tx.send(part(&a)).await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _, body) = post(
+    // The older pusher holds the stream: its part has been published.
+    assert_eq!(&swap_viewer.next_part(T).await?.body[..], &a[..]);
+    let reply = post(
         &relay,
         "/streams/swap/ingest",
         &[("Authorization", "Bearer t")],
         make_jpeg(160, 120, 50),
     )
     .await?;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let older = tokio::time::timeout(T, older).await??;
     assert!(
         matches!(older, Ok(409) | Err(_)),
@@ -266,12 +335,8 @@ async fn ffmpeg_pushes_a_video_with_the_example_script() -> anyhow::Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        relay.json("/api/streams/cam").await?["frames_produced"]
-            .as_u64()
-            .unwrap()
-            >= 5
-    );
+    let produced = relay.info("cam").await?.frames_produced;
+    assert!(produced >= 5, "{produced} frames");
     relay.stop().await?;
     Ok(())
 }
@@ -335,14 +400,14 @@ async fn pushing_a_folder_of_frames_as_single_requests() -> anyhow::Result<()> {
     let (_dir, files) = jpeg_dir(3)?;
     let mut viewer = relay.open("/streams/open.frames").await?;
     for f in &files {
-        let (status, _, _) = post(
+        let reply = post(
             &relay,
             "/streams/open/ingest",
             &[("Authorization", "Bearer global")],
             f.clone(),
         )
         .await?;
-        assert_eq!(status, 200);
+        assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(&viewer.next_part(T).await?.body[..], &f[..]);
     }
     relay.stop().await?;
@@ -355,15 +420,15 @@ async fn the_pushers_capture_times_are_kept_exactly() -> anyhow::Result<()> {
     let mut viewer = relay.open("/streams/cam.frames").await?;
     // A single request with X-Timestamp.
     let jpeg = make_jpeg(160, 120, 70);
-    let auth = ("Authorization", "Bearer s3cret");
-    let (status, _, _) = post(
+    let auth = AUTH;
+    let reply = post(
         &relay,
         "/streams/cam/ingest",
         &[auth, ("X-Timestamp", "1000000000.250000")],
         jpeg,
     )
     .await?;
-    assert_eq!(status, 200);
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         viewer.next_part(T).await?.timestamp_micros(),
         Some(1_000_000_000_250_000)
@@ -374,7 +439,7 @@ async fn the_pushers_capture_times_are_kept_exactly() -> anyhow::Result<()> {
         b"--frame\r\nContent-Type: image/jpeg\r\nX-Timestamp: 1200000000.5\r\n\r\n".to_vec();
     body.extend_from_slice(&jpeg);
     body.extend_from_slice(b"\r\n--frame--\r\n");
-    let (status, _, text) = post(
+    let reply = post(
         &relay,
         "/streams/cam/ingest",
         &[
@@ -384,7 +449,10 @@ async fn the_pushers_capture_times_are_kept_exactly() -> anyhow::Result<()> {
         body,
     )
     .await?;
-    assert_eq!((status, text.as_str()), (200, r#"{"frames":1}"#));
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, r#"{"frames":1}"#)
+    );
     assert_eq!(
         viewer.next_part(T).await?.timestamp_micros(),
         Some(1_200_000_000_500_000)

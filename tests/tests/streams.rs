@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, now_micros, StreamReader, TestRelay};
+use mjpeg_shared::api::Health;
 use mjpeg_shared::stamp;
 
 const T: Duration = Duration::from_secs(5);
@@ -101,8 +102,7 @@ async fn a_frame_is_complete_on_the_wire_as_soon_as_it_is_sent() -> anyhow::Resu
         viewer.next_part(Duration::from_secs(3)).await?;
         let part = viewer.next_part(Duration::from_secs(3)).await?;
         // Captured at most ~1 s ago: waiting for the following frame would make it >= 1 s old.
-        let api = relay.json("/api/streams/main").await?;
-        let newest = api["last_seq"].as_u64().unwrap();
+        let newest = relay.info("main").await?.last_seq.expect("last_seq");
         let img = decode_jpeg(&part.body)?;
         let s = stamp::decode(&img.rgb, img.width, img.height, 3).expect("stamp");
         assert_eq!(
@@ -130,7 +130,7 @@ async fn a_slow_viewer_skips_frames_and_does_not_slow_the_others() -> anyhow::Re
         let mut seqs = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
         while tokio::time::Instant::now() < deadline {
-            let (n, parts) = slow.read_chunk().await?;
+            let (n, parts) = slow.read_chunk(T).await?;
             if n == 0 {
                 break;
             }
@@ -199,14 +199,8 @@ async fn a_new_viewer_gets_the_current_frame_at_once() -> anyhow::Result<()> {
         "joining viewer waited {:?} for its first frame",
         started.elapsed()
     );
-    assert_eq!(
-        part.sequence(),
-        Some(
-            relay.json("/api/streams/main").await?["last_seq"]
-                .as_u64()
-                .unwrap()
-        )
-    );
+    assert_eq!(part.sequence(), relay.info("main").await?.last_seq);
+    assert!(part.sequence().is_some());
     relay.stop().await?;
     Ok(())
 }
@@ -266,9 +260,9 @@ async fn files_are_served_byte_for_byte_in_name_order() -> anyhow::Result<()> {
             "part {i} is the next file, unchanged"
         );
     }
-    let info = relay.json("/api/streams/clip").await?;
-    assert_eq!(info["kind"], "files");
-    assert_eq!(info["width"], 160);
+    let info = relay.info("clip").await?;
+    assert_eq!(info.kind, "files");
+    assert_eq!(info.width, Some(160));
     relay.stop().await?;
     Ok(())
 }
@@ -330,25 +324,23 @@ async fn a_failing_source_is_reported_never_shown_as_live_and_recovers_for_conne
     for i in 0..files.len() {
         std::fs::remove_file(dir.path().join(format!("frame-{i:03}.jpg")))?;
     }
-    let error = mjpeg_relay_tests::eventually(T, || async {
-        Ok(relay.json("/api/streams/clip").await?["last_error"]
-            .as_str()
-            .map(str::to_string))
-    })
-    .await?;
+    let error =
+        mjpeg_relay_tests::eventually(T, || async { Ok(relay.info("clip").await?.last_error) })
+            .await?;
     assert!(error.contains("could be read"), "the API says why: {error}");
     // The server stays up, and the last good picture is not handed out as current.
-    assert_eq!(relay.json("/healthz").await?["status"], "ok");
-    let (status, _, body) = relay.get("/streams/clip.jpg").await?;
+    assert_eq!(relay.json::<Health>("/healthz").await?.status, "ok");
+    let snapshot = relay.get("/streams/clip.jpg").await?;
     assert_eq!(
-        status,
+        snapshot.status,
         504,
         "snapshot of a failing source: {}",
-        String::from_utf8_lossy(&body)
+        snapshot.text()
     );
     assert!(
-        String::from_utf8_lossy(&body).contains("could be read"),
-        "names the cause"
+        snapshot.error()?.contains("could be read"),
+        "names the cause: {}",
+        snapshot.text()
     );
     let mut newcomer = relay.open("/streams/clip.frames").await?;
     assert!(
@@ -367,7 +359,8 @@ async fn a_failing_source_is_reported_never_shown_as_live_and_recovers_for_conne
     assert!(after.sequence().unwrap() > before);
     assert!(files.iter().any(|f| f[..] == after.body[..]));
     newcomer.next_part(Duration::from_secs(10)).await?;
-    assert!(relay.json("/api/streams/clip").await?["last_error"].is_null());
+    let info = relay.info("clip").await?;
+    assert!(info.last_error.is_none(), "{info:?}");
     relay.stop().await?;
     Ok(())
 }

@@ -2,29 +2,49 @@
 //! stream, through an `ffmpeg` child process whose stdout is a multipart JPEG stream (ffmpeg's
 //! `mpjpeg` muxer) read with the shared parser.
 //!
-//! Files play at real time (`-re`) and loop by default; URLs are live already. The child runs only
-//! while someone watches: started on the first frame asked for, killed (`kill_on_drop`) when the
-//! stream pauses or the relay shuts down. It cannot outlive the relay either: if the relay dies,
-//! the pipe ffmpeg writes to closes and ffmpeg ends on its next frame (a write error on the
-//! closed pipe), and init reaps it. Credentials in an RTSP URL are never shown (API, logs, ffmpeg's
-//! own error lines are cleaned). When ffmpeg exits (end of a non-looping file, a camera gone), the stream reports why
-//! (ffmpeg's last error line) and the driver starts it again with backoff.
+//! Files play at real time (`-re`) and loop by default; URLs are live already. A pump task runs
+//! the child only while someone watches: started when frames are first asked for, killed
+//! (`kill_on_drop`) about a second after the last viewer left or when the relay shuts down. It
+//! cannot outlive the relay either: if the relay dies, the pipe ffmpeg writes to closes and ffmpeg
+//! ends on its next frame (a write error on the closed pipe), and init reaps it.
+//!
+//! Frames go through the source's [`super::feed`], like a camera's: when ffmpeg cannot read its
+//! input or its child dies (a file gone, an RTSP camera unplugged), viewers see NO SIGNAL naming
+//! the cause (ffmpeg's last error line) and the API's `last_error` says it, while the pump starts
+//! ffmpeg again with backoff; live frames return on the same connections when the input does.
+//! Credentials in an RTSP URL are never shown (API, logs, ffmpeg's own error lines are cleaned).
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mjpeg_shared::multipart::MultipartParser;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::process::Command;
+use tracing::Instrument;
 
-/// A live input that sends nothing for this long is treated as gone (ffmpeg itself may wait
-/// forever on a vanished RTSP camera).
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-use tokio::process::{Child, ChildStdout, Command};
-
+use super::feed::{self, Feed, Feeder, Patience};
+use super::options::{
+    parse_flag, parse_fps, parse_quality, parse_size, unknown_param, Parts, MAX_SOURCE_FPS,
+};
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
-use crate::frame::unix_micros_now;
+use crate::clock::unix_micros_now;
 use crate::jpeg;
+
+/// NO SIGNAL after this long without a frame: 5 s for ffmpeg to start and open its input (an
+/// RTSP camera's session setup takes seconds), 2 s once frames flowed.
+const PATIENCE: Patience = Patience {
+    opening: Duration::from_secs(5),
+    stalled: Duration::from_secs(2),
+};
+/// A live input that sends nothing for this long is treated as gone (ffmpeg itself may wait
+/// forever on a vanished RTSP camera): its ffmpeg is stopped and started again.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the pump looks up from a silent ffmpeg to see whether anyone still watches.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Restart backoff: doubles from 250 ms up to 5 s; reset once a run delivered frames.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The ffmpeg program; tests point it elsewhere to see what happens without one.
 const FFMPEG: &str = "ffmpeg";
@@ -51,6 +71,57 @@ impl std::fmt::Debug for FfmpegOptions {
             .field("input", &self.shown())
             .field("quality", &self.quality)
             .finish()
+    }
+}
+
+impl std::str::FromStr for FfmpegOptions {
+    type Err = String;
+
+    /// `ffmpeg:PATH_OR_URL`, with `?fps=N&size=WxH&quality=Q&loop=0`. An input URL with a query
+    /// of its own is not supported yet: the first `?` starts the relay's options.
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let parts = Parts::split(spec)?;
+        let input = parts
+            .arg
+            .filter(|a| !a.is_empty())
+            .ok_or("source \"ffmpeg\" needs an input: ffmpeg:PATH or ffmpeg:rtsp://...")?;
+        let mut o = FfmpegOptions {
+            input: input.to_string(),
+            fps: None,
+            size: None,
+            quality: 80,
+            loop_input: true,
+        };
+        for (key, value) in parts.params {
+            match key {
+                "fps" => o.fps = Some(parse_fps(value, MAX_SOURCE_FPS)?),
+                "size" => o.size = Some(parse_size(value)?),
+                "quality" => o.quality = parse_quality(value)?,
+                "loop" => o.loop_input = parse_flag("loop", value)?,
+                other => return Err(unknown_param("ffmpeg", other, "fps, size, quality, loop")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The input without credentials: specs are shown in the API and the logs.
+impl std::fmt::Display for FfmpegOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ffmpeg:{}?quality={}&loop={}",
+            self.shown(),
+            self.quality,
+            u8::from(self.loop_input)
+        )?;
+        if let Some(fps) = self.fps {
+            write!(f, "&fps={fps}")?;
+        }
+        if let Some((w, h)) = self.size {
+            write!(f, "&size={w}x{h}")?;
+        }
+        Ok(())
     }
 }
 
@@ -95,27 +166,15 @@ impl FfmpegOptions {
     }
 }
 
-struct Running {
-    child: Child,
-    stdout: ChildStdout,
-    parser: MultipartParser,
-}
-
 pub struct FfmpegSource {
     options: FfmpegOptions,
-    program: String,
-    running: Option<Running>,
-    /// ffmpeg's last error line, kept by a task reading its stderr.
-    last_stderr: Arc<Mutex<Option<String>>>,
-    size: Option<(u32, u32)>,
-    buf: Vec<u8>,
-    /// A non-looping file has played to its end.
-    finished: bool,
+    feed: Feed,
 }
 
 impl FfmpegSource {
-    /// Checks that ffmpeg runs and a file input exists, so that neither is a surprise later.
-    pub fn new(options: FfmpegOptions) -> Result<FfmpegSource, SetupError> {
+    /// Checks that ffmpeg runs and a file input exists, so that neither is a surprise later, and
+    /// starts the pump (idle until frames are asked for).
+    pub fn new(name: &str, options: FfmpegOptions) -> Result<FfmpegSource, SetupError> {
         let program = std::env::var("MJPEG_RELAY_FFMPEG").unwrap_or_else(|_| FFMPEG.into());
         match std::process::Command::new(&program).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
             Ok(_) => {}
@@ -132,153 +191,210 @@ impl FfmpegSource {
                 options.input
             )));
         }
-        Ok(FfmpegSource {
-            options,
-            program,
-            running: None,
-            last_stderr: Arc::default(),
-            size: None,
-            buf: vec![0; 64 * 1024],
-            finished: false,
-        })
-    }
-
-    fn spawn(&mut self) -> Result<Running, SourceError> {
-        let mut child = Command::new(&self.program)
-            .args(self.options.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| SourceError::Failed(format!("cannot start ffmpeg: {e}")))?;
-        tracing::debug!(pid = child.id(), "ffmpeg started");
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| SourceError::Failed("ffmpeg has no stdout".into()))?;
-        if let Some(stderr) = child.stderr.take() {
-            let last = self.last_stderr.clone();
-            let (raw, shown) = (self.options.input.clone(), self.options.shown());
-            tokio::spawn(async move {
-                // Read as bytes (ffmpeg may print non-UTF-8), always to the end (a full pipe would
-                // block ffmpeg), and with the input's credentials cut out of every line kept.
-                let mut reader = tokio::io::BufReader::new(stderr);
-                let mut line = Vec::new();
-                while reader
-                    .read_until(b'\n', &mut line)
-                    .await
-                    .is_ok_and(|n| n > 0)
-                {
-                    let text = String::from_utf8_lossy(&line)
-                        .trim_end()
-                        .replace(&raw, &shown);
-                    tracing::debug!(ffmpeg = %text);
-                    *last.lock().unwrap() = Some(text);
-                    line.clear();
-                }
-            });
-        }
-        let parser = MultipartParser::new(BOUNDARY);
-        Ok(Running {
-            child,
-            stdout,
-            parser,
-        })
+        let shown = options.shown();
+        let (feed, feeder) = feed::channel(
+            name,
+            shown.clone(),
+            format!("starting ffmpeg for {shown}"),
+            Some(PATIENCE),
+        );
+        let period = options.fps.map(|fps| Duration::from_secs_f64(1.0 / fps));
+        feeder.set_format(period, options.size);
+        let span = tracing::info_span!("ffmpeg", input = %shown);
+        tokio::spawn(pump(program, options.clone(), feeder).instrument(span));
+        Ok(FfmpegSource { options, feed })
     }
 }
 
 #[async_trait::async_trait]
 impl Source for FfmpegSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
-        if self.finished {
-            std::future::pending::<()>().await;
-        }
-        if self.running.is_none() {
-            *self.last_stderr.lock().unwrap() = None;
-            self.running = Some(self.spawn()?);
-        }
-        let running = self.running.as_mut().expect("just started");
-        loop {
-            match running.parser.next_part() {
-                Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
-                    let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
-                    self.size = Some((width, height));
-                    let jpeg: Bytes = part.body;
-                    return Ok(SourceFrame {
-                        captured_micros: unix_micros_now(),
-                        jpeg,
-                        width,
-                        height,
-                    });
-                }
-                Ok(Some(_)) => tracing::warn!("ffmpeg sent a part that is not a JPEG; skipped"),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(%err, "ffmpeg's stream did not parse; skipping to the next part")
-                }
-            }
-            let n = match tokio::time::timeout(READ_TIMEOUT, running.stdout.read(&mut self.buf))
-                .await
-            {
-                Ok(n) => n?,
-                Err(_) => {
-                    // Dropping the child kills it; the driver starts a new one with backoff.
-                    self.running = None;
-                    return Err(SourceError::Failed(format!(
-                        "ffmpeg produced nothing from {} for {} s",
-                        self.options.shown(),
-                        READ_TIMEOUT.as_secs()
-                    )));
-                }
-            };
-            if n == 0 {
-                let status = running.child.wait().await.ok();
-                self.running = None;
-                if status.is_some_and(|s| s.success())
-                    && !self.options.loop_input
-                    && !self.options.is_url()
-                {
-                    // A file played once, as asked: the last frame stays; a new viewer after a
-                    // pause starts it again.
-                    self.finished = true;
-                    tracing::info!("played to the end (loop=0)");
-                    std::future::pending::<()>().await;
-                }
-                let why = self
-                    .last_stderr
-                    .lock()
-                    .unwrap()
-                    .clone()
-                    .unwrap_or_else(|| "no error message".into());
-                let status = status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "unknown status".into());
-                return Err(SourceError::Failed(format!(
-                    "ffmpeg ended ({status}): {why}"
-                )));
-            }
-            running.parser.push(&self.buf[..n]);
-        }
+        self.feed.next_frame().await
     }
 
     fn pause(&mut self) {
-        self.finished = false;
-        // Nobody watches: stop decoding (dropping the child kills it).
-        if self.running.take().is_some() {
-            tracing::debug!("ffmpeg stopped: no viewers");
-        }
+        self.feed.pause();
     }
 
     fn info(&self) -> SourceInfo {
+        let size = self.feed.size().or(self.options.size);
         SourceInfo {
             kind: "ffmpeg",
             fps: self.options.fps.unwrap_or(0.0),
-            width: self.size.map(|s| s.0).or(self.options.size.map(|s| s.0)),
-            height: self.size.map(|s| s.1).or(self.options.size.map(|s| s.1)),
+            width: size.map(|s| s.0),
+            height: size.map(|s| s.1),
             device: Some(self.options.shown()),
-            last_error: None,
+            dropped_parts: Some(self.feed.dropped()),
+            last_error: self.feed.last_error(),
             ..Default::default()
         }
+    }
+}
+
+/// How one ffmpeg run ended, when it did not fail.
+enum Ended {
+    /// Nobody watches any more: stopped on purpose.
+    Released,
+    /// A file played to its end, once, as asked (`loop=0`).
+    PlayedOnce,
+}
+
+/// The pump: one ffmpeg at a time, only while wanted; started again with backoff when it fails.
+async fn pump(program: String, options: FfmpegOptions, feeder: Feeder) {
+    let mut backoff = BACKOFF_START;
+    while feeder.until_wanted(Duration::ZERO).await {
+        let result = tokio::select! {
+            r = run_once(&program, &options, &feeder) => r,
+            _ = feeder.stopped().cancelled() => return,
+        };
+        match result {
+            Ok(Ended::Released) => {
+                feeder.set_live(false);
+                tracing::debug!("ffmpeg stopped: no viewers");
+                backoff = BACKOFF_START;
+            }
+            Ok(Ended::PlayedOnce) => {
+                // The last frame stays; a viewer who comes after everyone left plays it again.
+                tracing::info!("played to the end (loop=0)");
+                feeder.set_ended(true);
+                while feeder.wanted(Duration::ZERO) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(CHECK_EVERY) => {}
+                        _ = feeder.stopped().cancelled() => return,
+                    }
+                }
+                feeder.set_ended(false);
+                feeder.set_live(false);
+            }
+            Err((err, delivered)) => {
+                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "ffmpeg failed");
+                feeder.set_error(err);
+                if delivered {
+                    backoff = BACKOFF_START;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = feeder.stopped().cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// One ffmpeg child, read until nobody wants frames, it ends, or it goes silent. Errors carry
+/// why and whether any frame was delivered.
+async fn run_once(
+    program: &str,
+    options: &FfmpegOptions,
+    feeder: &Feeder,
+) -> Result<Ended, (String, bool)> {
+    let mut child = Command::new(program)
+        .args(options.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| (format!("cannot start ffmpeg: {e}"), false))?;
+    tracing::debug!(pid = child.id(), "ffmpeg started");
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ("ffmpeg has no stdout".to_string(), false))?;
+    // ffmpeg's last error line, kept by a task reading its stderr.
+    let last_stderr: Arc<Mutex<Option<String>>> = Arc::default();
+    let stderr_task = child.stderr.take().map(|stderr| {
+        let last = last_stderr.clone();
+        let (raw, shown) = (options.input.clone(), options.shown());
+        tokio::spawn(async move {
+            // Read as bytes (ffmpeg may print non-UTF-8), always to the end (a full pipe would
+            // block ffmpeg), and with the input's credentials cut out of every line kept.
+            let mut reader = tokio::io::BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader
+                .read_until(b'\n', &mut line)
+                .await
+                .is_ok_and(|n| n > 0)
+            {
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end()
+                    .replace(&raw, &shown);
+                tracing::debug!(ffmpeg = %text);
+                *last.lock().unwrap() = Some(text);
+                line.clear();
+            }
+        })
+    });
+    let mut parser = MultipartParser::new(BOUNDARY);
+    let mut buf = vec![0; 64 * 1024];
+    let mut delivered = false;
+    let mut heard = Instant::now();
+    loop {
+        loop {
+            match parser.next_part() {
+                Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
+                    let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
+                    feeder.publish(SourceFrame {
+                        captured_micros: unix_micros_now(),
+                        jpeg: part.body,
+                        width,
+                        height,
+                    });
+                    delivered = true;
+                }
+                Ok(Some(_)) => {
+                    feeder.count_dropped();
+                    tracing::warn!("ffmpeg sent a part that is not a JPEG; skipped");
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    feeder.count_dropped();
+                    tracing::warn!(%err, "ffmpeg's stream did not parse; skipping to the next part");
+                }
+            }
+        }
+        // Dropping the child on return kills it.
+        if !feeder.wanted(Duration::ZERO) {
+            return Ok(Ended::Released);
+        }
+        let n = match tokio::time::timeout(CHECK_EVERY, stdout.read(&mut buf)).await {
+            Err(_) if heard.elapsed() < READ_TIMEOUT => continue,
+            Err(_) => {
+                return Err((
+                    format!(
+                        "ffmpeg produced nothing from {} for {} s",
+                        options.shown(),
+                        READ_TIMEOUT.as_secs()
+                    ),
+                    delivered,
+                ))
+            }
+            Ok(Err(e)) => return Err((format!("reading ffmpeg's output: {e}"), delivered)),
+            Ok(Ok(n)) => n,
+        };
+        if n > 0 {
+            heard = Instant::now();
+            parser.push(&buf[..n]);
+            continue;
+        }
+        // ffmpeg closed its output: it has ended, or is about to.
+        let status = child.wait().await.ok();
+        if status.is_some_and(|s| s.success()) && !options.loop_input && !options.is_url() {
+            return Ok(Ended::PlayedOnce);
+        }
+        // Its stderr closes as it exits: let the reader take the last line before quoting it.
+        if let Some(task) = stderr_task {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        let why = last_stderr
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| "no error message".into());
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown status".into());
+        return Err((format!("ffmpeg ended ({status}): {why}"), delivered));
     }
 }

@@ -6,13 +6,50 @@
 //! large folder costs no memory; a file that has since gone or changed into something else is
 //! skipped with a warning.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::options::{parse_fps, unknown_param, Parts, MAX_SOURCE_FPS};
 use super::{Pacer, SetupError, Source, SourceError, SourceFrame, SourceInfo};
-use crate::frame::unix_micros_now;
+use crate::clock::unix_micros_now;
 use crate::jpeg;
+
+/// `files:DIR`, `files:DIR?fps=N` (default 30 fps).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilesOptions {
+    pub dir: PathBuf,
+    pub fps: f64,
+}
+
+impl std::str::FromStr for FilesOptions {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let parts = Parts::split(spec)?;
+        let dir = parts
+            .arg
+            .filter(|a| !a.is_empty())
+            .ok_or("source \"files\" needs a folder: files:DIR")?;
+        let mut fps = 30.0;
+        for (key, value) in parts.params {
+            match key {
+                "fps" => fps = parse_fps(value, MAX_SOURCE_FPS)?,
+                other => return Err(unknown_param("files", other, "fps")),
+            }
+        }
+        Ok(FilesOptions {
+            dir: PathBuf::from(dir),
+            fps,
+        })
+    }
+}
+
+impl std::fmt::Display for FilesOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "files:{}?fps={}", self.dir.display(), self.fps)
+    }
+}
 
 pub struct FilesSource {
     files: Vec<PathBuf>,
@@ -23,7 +60,8 @@ pub struct FilesSource {
 }
 
 impl FilesSource {
-    pub fn open(dir: &Path, fps: f64) -> Result<Self, SetupError> {
+    pub fn open(options: &FilesOptions) -> Result<Self, SetupError> {
+        let (dir, fps) = (options.dir.as_path(), options.fps);
         let entries = std::fs::read_dir(dir).map_err(|e| {
             SetupError::Invalid(format!("cannot read folder {}: {e}", dir.display()))
         })?;

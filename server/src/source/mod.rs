@@ -1,32 +1,36 @@
-//! Where frames come from. Every kind of source sits behind [`Source`], so the fan-out in
-//! [`crate::stream`] never knows whether it is serving a test pattern, a folder of JPEGs or (in
-//! later versions) a camera, an upstream URL or pushed frames.
+//! Where frames come from. Every kind of source sits behind [`Source`], so the fan-out
+//! ([`crate::fanout`]) never knows whether it serves a test pattern, a camera or pushed frames.
+//! Nothing here knows of HTTP, access control or the command line.
 //!
 //! A source paces itself: `next_frame` returns when the next frame is due. The stream driver
 //! calls it only while someone watches, so a source that is not asked produces nothing.
 //!
+//! - [`spec`]: `NAME=SOURCE`, picking the source by its kind, and starting it.
+//! - [`options`]: the pieces of every source's option grammar (sizes, rates, flags, limits).
+//! - [`feed`]: how live sources hand over frames: one-slot channel, demand clock, NO SIGNAL.
 //! - [`test_pattern`]: the built-in moving pattern with a clock and a machine-readable stamp.
 //! - [`files`]: JPEG files from a folder, looped in name order, not re-encoded.
 //! - [`camera`]: a webcam (nokhwa), behind a device trait with fakes for tests.
-//! - [`push`]: frames pushed by another process to `POST /streams/NAME/ingest`.
 //! - [`ffmpeg`]: anything ffmpeg reads (files, RTSP), through an ffmpeg child process.
 //! - [`upstream`]: another server's MJPEG stream over HTTP, fetched once for every viewer.
+//! - [`push`]: frames pushed by another process (the HTTP side is `crate::http::ingest`).
 //! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
 
 pub mod camera;
 pub mod draw;
+pub mod feed;
 pub mod ffmpeg;
 pub mod files;
+pub mod options;
 pub mod push;
+pub mod spec;
 pub mod test_pattern;
 pub mod upstream;
 
 use bytes::Bytes;
 
-use crate::config::SourceSpec;
-
 /// A frame as a source delivers it, before the stream numbers it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SourceFrame {
     /// When the picture was taken, Unix microseconds.
     pub captured_micros: u64,
@@ -88,59 +92,17 @@ pub enum SetupError {
 }
 
 /// What sources may need from the relay to start: the camera backend (the real one, or a fake in
-/// tests), whether a missing camera is a startup error, and the relay-wide ingest token.
+/// tests) and whether a missing camera is a startup error.
 #[derive(Clone)]
 pub struct SourceContext {
     pub cameras: std::sync::Arc<dyn camera::device::CameraBackend>,
     pub require_camera: bool,
-    pub ingest_token: Option<push::Secret>,
 }
 
 /// A started source, and for `push` streams the hub its ingest endpoint feeds.
 pub struct Opened {
     pub source: Box<dyn Source>,
     pub ingest: Option<std::sync::Arc<push::IngestHub>>,
-}
-
-/// Builds the source a spec names for stream `name`. Fails for things that can never work (an
-/// empty folder; a push stream without a token; with `--require-camera`, a camera that does not
-/// open), not for things that may come back (those are retried while running).
-pub fn open(name: &str, spec: &SourceSpec, ctx: &SourceContext) -> Result<Opened, SetupError> {
-    let source: Box<dyn Source> = match spec {
-        SourceSpec::Camera(options) => Box::new(
-            camera::CameraSource::start(
-                name,
-                options.clone(),
-                ctx.cameras.clone(),
-                ctx.require_camera,
-            )
-            .map_err(|e| SetupError::Invalid(e.to_string()))?,
-        ),
-        SourceSpec::Test { width, height, fps } => {
-            Box::new(test_pattern::TestPattern::new(*width, *height, *fps))
-        }
-        SourceSpec::Files { dir, fps } => Box::new(files::FilesSource::open(dir, *fps)?),
-        SourceSpec::Ffmpeg(options) => Box::new(ffmpeg::FfmpegSource::new(options.clone())?),
-        SourceSpec::Upstream(options) => {
-            Box::new(upstream::UpstreamSource::new(name, options.clone())?)
-        }
-        SourceSpec::Push(options) => {
-            let token = options.token.clone().or_else(|| ctx.ingest_token.clone()).ok_or_else(|| {
-                SetupError::Invalid(
-                    "pushed frames need a token: --ingest-token TOKEN, or push?token=TOKEN for this stream".into(),
-                )
-            })?;
-            let (source, hub) = push::PushSource::new(options, &token);
-            return Ok(Opened {
-                source: Box::new(source),
-                ingest: Some(hub),
-            });
-        }
-    };
-    Ok(Opened {
-        source,
-        ingest: None,
-    })
 }
 
 /// A pacing clock for sources that produce at a fixed rate: ticks at `fps`, skips ticks that

@@ -2,56 +2,20 @@
 //! already has its frames (an OpenCV or ML process drawing on them) and should not serve HTTP.
 //!
 //! The [`IngestHub`] is shared by the ingest handler (which writes) and the [`PushSource`] (which
-//! the stream driver reads): the newest pushed frame waits in a one-slot channel, so a pusher
+//! the stream driver reads): the newest pushed frame waits in the one-slot channel of a
+//! [`super::feed`], so a pusher
 //! faster than the viewers never builds a queue. One pusher at a time: a second concurrent one is
 //! refused, unless the stream is configured to let the newer pusher replace the older.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::feed::{self, Feed, Feeder};
+use super::options::{parse_flag, parse_max_bytes, unknown_param, Parts};
 use super::{Source, SourceError, SourceFrame, SourceInfo};
-use crate::auth::raw_digest;
-
-/// A token: compared, never shown. `Debug` and `Display` print `***`, so it cannot reach a log or
-/// an error message by accident; empty or blank tokens are refused when parsed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: &str) -> Result<Secret, String> {
-        if value.trim().is_empty() {
-            return Err("a token must not be empty or blank".into());
-        }
-        Ok(Secret(value.to_string()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Secret, String> {
-        Secret::new(s)
-    }
-}
+use crate::secret::Secret;
 
 /// Default limit on one pushed frame.
 pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
@@ -59,7 +23,8 @@ pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// How a push stream is set up (from `--stream NAME=push?...`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushOptions {
-    /// This stream's ingest token; `None` uses `--ingest-token`.
+    /// This stream's ingest token; `None` falls back to the relay's (which one is decided by
+    /// `crate::http::auth::AccessConfig::ingest_token`, the one place that does).
     pub token: Option<Secret>,
     /// A new pusher replaces the current one instead of being refused with 409.
     pub replace: bool,
@@ -77,22 +42,41 @@ impl Default for PushOptions {
     }
 }
 
-/// A pushed frame.
-#[derive(Debug)]
-pub struct Pushed {
-    pub jpeg: Bytes,
-    pub captured_micros: u64,
-    pub width: u32,
-    pub height: u32,
+impl std::str::FromStr for PushOptions {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let parts = Parts::split(spec)?;
+        parts.no_arg("push?token=T")?;
+        let mut o = PushOptions::default();
+        for (key, value) in parts.params {
+            match key {
+                "token" => o.token = Some(Secret::new(value)?),
+                "replace" => o.replace = parse_flag("replace", value)?,
+                "max_bytes" => o.max_bytes = parse_max_bytes(value)?,
+                other => return Err(unknown_param("push", other, "token, replace, max_bytes")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The token is a secret: never shown (the API prints specs).
+impl std::fmt::Display for PushOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "push?max_bytes={}", self.max_bytes)?;
+        if self.replace {
+            write!(f, "&replace=1")?;
+        }
+        Ok(())
+    }
 }
 
 /// The meeting point of ingest requests and the stream.
 pub struct IngestHub {
-    /// SHA-256 of the token: comparing digests takes the same time whatever the guess's length.
-    token_digest: [u8; 32],
     pub replace: bool,
     pub max_bytes: usize,
-    tx: watch::Sender<Option<Arc<Pushed>>>,
+    feeder: Feeder,
     /// The pusher holding the stream now: its id and the token that ends it when replaced.
     pusher: Mutex<Option<(u64, CancellationToken)>>,
     next_id: AtomicU64,
@@ -104,13 +88,6 @@ pub struct IngestHub {
 pub struct Busy;
 
 impl IngestHub {
-    /// True if `given` is this stream's token. Compared in constant time, so response timing
-    /// tells nothing about how much of a guess was right.
-    pub fn token_matches(&self, given: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        raw_digest(given.trim()).ct_eq(&self.token_digest).into()
-    }
-
     /// Takes the stream for a pusher: refused while another one pushes, unless `replace`, in
     /// which case the other one's lease is cancelled.
     pub fn begin(self: &Arc<Self>) -> Result<Lease, Busy> {
@@ -132,9 +109,9 @@ impl IngestHub {
     }
 
     /// Publishes a frame as the newest.
-    pub fn publish(&self, frame: Pushed) {
+    pub fn publish(&self, frame: SourceFrame) {
         self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.tx.send_replace(Some(Arc::new(frame)));
+        self.feeder.publish(frame);
     }
 }
 
@@ -155,22 +132,21 @@ impl Drop for Lease {
     }
 }
 
-/// The stream's side: waits for pushed frames.
+/// The stream's side: waits for pushed frames. No NO SIGNAL here: a push stream without a
+/// pusher simply has nothing new (and snapshots say so).
 pub struct PushSource {
     hub: Arc<IngestHub>,
-    rx: watch::Receiver<Option<Arc<Pushed>>>,
-    size: Option<(u32, u32)>,
+    feed: Feed,
 }
 
 impl PushSource {
-    /// A push source and the hub its ingest endpoint feeds. `token` is the one in force.
-    pub fn new(options: &PushOptions, token: &Secret) -> (PushSource, Arc<IngestHub>) {
-        let (tx, rx) = watch::channel(None);
+    /// A push source and the hub its ingest endpoint feeds.
+    pub fn new(name: &str, options: &PushOptions) -> (PushSource, Arc<IngestHub>) {
+        let (feed, feeder) = feed::channel(name, "the pusher".into(), String::new(), None);
         let hub = Arc::new(IngestHub {
-            token_digest: raw_digest(token.expose()),
             replace: options.replace,
             max_bytes: options.max_bytes,
-            tx,
+            feeder,
             pusher: Mutex::new(None),
             next_id: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
@@ -178,8 +154,7 @@ impl PushSource {
         (
             PushSource {
                 hub: hub.clone(),
-                rx,
-                size: None,
+                feed,
             },
             hub,
         )
@@ -189,36 +164,22 @@ impl PushSource {
 #[async_trait::async_trait]
 impl Source for PushSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
-        loop {
-            self.rx
-                .changed()
-                .await
-                .map_err(|_| SourceError::Failed("ingest hub closed".into()))?;
-            let Some(frame) = self.rx.borrow_and_update().clone() else {
-                continue;
-            };
-            self.size = Some((frame.width, frame.height));
-            return Ok(SourceFrame {
-                captured_micros: frame.captured_micros,
-                jpeg: frame.jpeg.clone(),
-                width: frame.width,
-                height: frame.height,
-            });
-        }
+        self.feed.next_frame().await
     }
 
     fn pause(&mut self) {
         // A frame pushed while nobody watched is not news to the next viewer.
-        self.rx.borrow_and_update();
+        self.feed.pause();
     }
 
     fn info(&self) -> SourceInfo {
         let pushing = self.hub.pusher.lock().unwrap().is_some();
+        let size = self.feed.size();
         SourceInfo {
             kind: "push",
             fps: 0.0,
-            width: self.size.map(|s| s.0),
-            height: self.size.map(|s| s.1),
+            width: size.map(|s| s.0),
+            height: size.map(|s| s.1),
             device: Some(if pushing {
                 "pusher connected".into()
             } else {

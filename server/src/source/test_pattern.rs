@@ -11,8 +11,49 @@
 use bytes::Bytes;
 use mjpeg_shared::stamp::{self, Stamp};
 
+use super::options::{parse_fps, parse_size, unknown_param, Parts, MAX_SOURCE_FPS};
 use super::{draw, Pacer, Source, SourceError, SourceFrame, SourceInfo};
-use crate::frame::unix_micros_now;
+use crate::clock::unix_micros_now;
+
+/// `test`, `test?size=WxH&fps=N` (default 640x480 at 30 fps).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestOptions {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+}
+
+impl std::str::FromStr for TestOptions {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let parts = Parts::split(spec)?;
+        parts.no_arg("test?size=WxH&fps=N")?;
+        let mut o = TestOptions {
+            width: 640,
+            height: 480,
+            fps: 30.0,
+        };
+        for (key, value) in parts.params {
+            match key {
+                "size" => (o.width, o.height) = parse_size(value)?,
+                "fps" => o.fps = parse_fps(value, MAX_SOURCE_FPS)?,
+                other => return Err(unknown_param("test", other, "size, fps")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+impl std::fmt::Display for TestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "test?size={}x{}&fps={}",
+            self.width, self.height, self.fps
+        )
+    }
+}
 
 /// JPEG quality of the pattern: sharp text at about 40-50 KB per 640x480 frame.
 const QUALITY: u8 = 80;
@@ -28,7 +69,8 @@ pub struct TestPattern {
 }
 
 impl TestPattern {
-    pub fn new(width: u32, height: u32, fps: f64) -> Self {
+    pub fn new(options: &TestOptions) -> Self {
+        let TestOptions { width, height, fps } = *options;
         TestPattern {
             width,
             height,

@@ -5,25 +5,23 @@
 //! the last viewer leaves), parses it with the shared parser, and leaves the newest frame in a
 //! one-slot channel. Upstream timestamps (`X-Timestamp`) are kept; without them the arrival time
 //! is the capture time. While the upstream is down, refuses, answers non-2xx or sends garbage,
-//! the stream shows NO SIGNAL naming the cause once a second and the pump reconnects with
-//! backoff; viewers stay connected and get live frames again when the upstream returns.
+//! the stream shows NO SIGNAL naming the cause once a second ([`super::feed`]) and the pump
+//! reconnects with backoff; viewers stay connected and get live frames again when the upstream returns.
 //! Credentials in the URL (`http://user:pass@host/...`) are sent as Basic auth and appear
 //! nowhere else: not in the API, not in logs, not on NO SIGNAL.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use mjpeg_shared::multipart::MultipartParser;
-use tokio::sync::{watch, Notify};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::camera::capture::render_no_signal;
+use super::feed::{self, Feed, Feeder, Patience};
+use super::options::{parse_max_bytes, parse_params, parse_seconds, unknown_param};
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
-use crate::frame::unix_micros_now;
+use crate::clock::unix_micros_now;
 use crate::jpeg;
 
 /// How an upstream stream is set up (from `--stream NAME=http://...`).
@@ -46,6 +44,57 @@ impl std::fmt::Debug for UpstreamOptions {
             .field("url", &redact(&self.url))
             .field("linger", &self.linger)
             .finish()
+    }
+}
+
+impl std::str::FromStr for UpstreamOptions {
+    type Err = String;
+
+    /// `http(s)://[user:pass@]host[:port]/path[?query][#linger=S&max_bytes=N&ca=PEM]`: the URL
+    /// keeps its own query; the relay's options follow a `#`, which is never sent to servers.
+    fn from_str(source: &str) -> Result<Self, String> {
+        let (url, options) = match source.split_once('#') {
+            Some((u, o)) => (u, Some(o)),
+            None => (source, None),
+        };
+        let mut o = UpstreamOptions {
+            url: url.to_string(),
+            linger: Duration::from_secs(10),
+            max_part_bytes: 16 * 1024 * 1024,
+            ca: None,
+        };
+        for (key, value) in parse_params(options)? {
+            match key {
+                "linger" => o.linger = parse_seconds("linger", value, 0..=86_400)?,
+                "max_bytes" => o.max_part_bytes = parse_max_bytes(value)?,
+                "ca" => o.ca = Some(std::path::PathBuf::from(value)),
+                other => {
+                    return Err(unknown_param(
+                        &redact(url),
+                        other,
+                        "linger, max_bytes, ca (after #)",
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Credentials are removed: specs are shown in the API and the logs.
+impl std::fmt::Display for UpstreamOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}#linger={}&max_bytes={}",
+            redact(&self.url),
+            self.linger.as_secs(),
+            self.max_part_bytes
+        )?;
+        if let Some(ca) = &self.ca {
+            write!(f, "&ca={}", ca.display())?;
+        }
+        Ok(())
     }
 }
 
@@ -160,240 +209,91 @@ fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, Strin
     })
 }
 
-/// NO SIGNAL after this long without an upstream frame, then once a second.
-const PATIENCE: Duration = Duration::from_secs(2);
-const NO_SIGNAL_EVERY: Duration = Duration::from_secs(1);
+/// NO SIGNAL after this long without an upstream frame (while connecting, too).
+const PATIENCE: Patience = Patience {
+    opening: Duration::from_secs(2),
+    stalled: Duration::from_secs(2),
+};
 /// An upstream that sends nothing for this long is treated as gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-const NEVER: u64 = u64::MAX;
-
-#[derive(Debug)]
-struct Captured {
-    jpeg: Bytes,
-    captured_micros: u64,
-    width: u32,
-    height: u32,
-}
-
-#[derive(Default)]
-struct Status {
-    connected: bool,
-    last_error: Option<String>,
-    parts_dropped: u64,
-}
-
-struct Shared {
-    status: Mutex<Status>,
-    last_demand_ms: AtomicU64,
-    epoch: Instant,
-    demand: Notify,
-}
-
-impl Shared {
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-    fn set_error(&self, err: String) {
-        let mut status = self.status.lock().unwrap();
-        status.last_error = Some(err);
-        status.connected = false;
-    }
-}
 
 pub struct UpstreamSource {
-    name: String,
     display: String,
-    shared: Arc<Shared>,
-    frames: watch::Receiver<Option<Arc<Captured>>>,
-    stop: CancellationToken,
-    last_returned: Instant,
-    showing_no_signal: bool,
-    last_size: Option<(u32, u32)>,
-    paused: bool,
+    feed: Feed,
 }
 
 impl UpstreamSource {
     pub fn new(name: &str, options: UpstreamOptions) -> Result<UpstreamSource, SetupError> {
         let target =
             parse_target(&options.url, options.ca.as_deref()).map_err(SetupError::Invalid)?;
-        let shared = Arc::new(Shared {
-            status: Mutex::default(),
-            last_demand_ms: AtomicU64::new(NEVER),
-            epoch: Instant::now(),
-            demand: Notify::new(),
-        });
-        let (tx, rx) = watch::channel(None);
-        let stop = CancellationToken::new();
         let shown = redact(&options.url);
+        let (feed, feeder) = feed::channel(
+            name,
+            shown.clone(),
+            format!("connecting to {shown}"),
+            Some(PATIENCE),
+        );
         let span = tracing::info_span!("upstream", url = %shown);
-        tokio::spawn(pump(target, options, shared.clone(), tx, stop.clone()).instrument(span));
+        tokio::spawn(pump(target, options, feeder).instrument(span));
         Ok(UpstreamSource {
-            name: name.to_string(),
             display: shown,
-            shared,
-            frames: rx,
-            stop,
-            last_returned: Instant::now(),
-            showing_no_signal: false,
-            last_size: None,
-            paused: true,
+            feed,
         })
-    }
-
-    fn no_signal(&mut self) -> Result<SourceFrame, SourceError> {
-        let reason = {
-            let mut status = self.shared.status.lock().unwrap();
-            match &status.last_error {
-                Some(err) => err.clone(),
-                None if status.connected => {
-                    let err = format!(
-                        "{} sent no frame for {} s",
-                        self.display,
-                        PATIENCE.as_secs()
-                    );
-                    status.last_error = Some(err.clone());
-                    err
-                }
-                None => format!("connecting to {}", self.display),
-            }
-        };
-        let (w, h) = self.last_size.unwrap_or((640, 480));
-        let captured_micros = unix_micros_now();
-        let jpeg = render_no_signal(&self.name, &reason, w as usize, h as usize, captured_micros)
-            .map_err(|e| SourceError::Failed(format!("cannot draw NO SIGNAL: {e}")))?;
-        Ok(SourceFrame {
-            captured_micros,
-            jpeg: Bytes::from(jpeg),
-            width: w,
-            height: h,
-        })
-    }
-}
-
-impl Drop for UpstreamSource {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 
 #[async_trait::async_trait]
 impl Source for UpstreamSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
-        if std::mem::take(&mut self.paused) {
-            self.last_returned = Instant::now();
-            self.showing_no_signal = false;
-            self.frames.borrow_and_update();
-        }
-        loop {
-            self.shared
-                .last_demand_ms
-                .store(self.shared.now_ms(), Ordering::Release);
-            self.shared.demand.notify_one();
-            let patience = if self.showing_no_signal {
-                NO_SIGNAL_EVERY
-            } else {
-                PATIENCE
-            };
-            let no_signal_at = self.last_returned + patience;
-            let wake = no_signal_at.min(Instant::now() + Duration::from_millis(200));
-            tokio::select! {
-                changed = self.frames.changed() => {
-                    changed.map_err(|_| SourceError::Failed("the upstream pump has ended".into()))?;
-                    let Some(frame) = self.frames.borrow_and_update().clone() else { continue };
-                    self.last_returned = Instant::now();
-                    self.showing_no_signal = false;
-                    // Only a plausible size is remembered for NO SIGNAL: the header of an untrusted
-                    // upstream's JPEG may claim 65535x65535.
-                    let (min, max) = (crate::config::MIN_SIZE, crate::config::MAX_SIZE);
-                    self.last_size = Some((frame.width, frame.height))
-                        .filter(|&(w, h)| (min.0..=max.0).contains(&w) && (min.1..=max.1).contains(&h));
-                    return Ok(SourceFrame {
-                        captured_micros: frame.captured_micros,
-                        jpeg: frame.jpeg.clone(),
-                        width: frame.width,
-                        height: frame.height,
-                    });
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                    // The error (a refused connection, say) may have arrived meanwhile: say so
-                    // as soon as the patience is up.
-                    if Instant::now() < no_signal_at {
-                        continue;
-                    }
-                    self.last_returned = Instant::now();
-                    self.showing_no_signal = true;
-                    return self.no_signal();
-                }
-            }
-        }
+        self.feed.next_frame().await
     }
 
     fn pause(&mut self) {
-        self.paused = true;
+        self.feed.pause();
     }
 
     fn info(&self) -> SourceInfo {
-        let status = self.shared.status.lock().unwrap();
+        let size = self.feed.size();
         SourceInfo {
             kind: "upstream",
             fps: 0.0,
-            width: self.last_size.map(|s| s.0),
-            height: self.last_size.map(|s| s.1),
+            width: size.map(|s| s.0),
+            height: size.map(|s| s.1),
             device: Some(self.display.clone()),
-            dropped_parts: Some(status.parts_dropped),
-            last_error: status.last_error.clone(),
+            dropped_parts: Some(self.feed.dropped()),
+            last_error: self.feed.last_error(),
             ..Default::default()
         }
     }
 }
 
-/// The pump: one connection at a time, only while wanted.
-async fn pump(
-    target: Target,
-    options: UpstreamOptions,
-    shared: Arc<Shared>,
-    tx: watch::Sender<Option<Arc<Captured>>>,
-    stop: CancellationToken,
-) {
-    // The source refreshes its demand every 200 ms while it waits for frames; a second of grace
-    // on top of `linger` keeps `linger=0` meaning "only while watched", not "never".
-    let wanted = |shared: &Shared| {
-        let last = shared.last_demand_ms.load(Ordering::Acquire);
-        last != NEVER
-            && shared.now_ms().saturating_sub(last) < options.linger.as_millis() as u64 + 1000
-    };
+/// The pump: one connection at a time, only while wanted (and for `linger` after).
+async fn pump(target: Target, options: UpstreamOptions, feeder: Feeder) {
     let mut backoff = BACKOFF_START;
-    loop {
-        while !wanted(&shared) {
-            tokio::select! {
-                _ = shared.demand.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
+    while feeder.until_wanted(options.linger).await {
         let result = tokio::select! {
-            r = stream_once(&target, &options, &shared, &tx, &wanted) => r,
-            _ = stop.cancelled() => return,
+            r = stream_once(&target, &options, &feeder) => r,
+            _ = feeder.stopped().cancelled() => return,
         };
         match result {
             // Nobody wanted it any more: disconnected on purpose.
             Ok(()) => {
-                shared.status.lock().unwrap().connected = false;
+                feeder.set_live(false);
                 tracing::debug!("upstream released: nobody watching");
                 backoff = BACKOFF_START;
             }
             Err((err, delivered)) => {
                 tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "upstream unavailable");
-                shared.set_error(err);
+                feeder.set_error(err);
                 if delivered {
                     backoff = BACKOFF_START;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.cancelled() => return,
+                    _ = feeder.stopped().cancelled() => return,
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -406,9 +306,7 @@ async fn pump(
 async fn stream_once(
     target: &Target,
     options: &UpstreamOptions,
-    shared: &Shared,
-    tx: &watch::Sender<Option<Arc<Captured>>>,
-    wanted: &impl Fn(&Shared) -> bool,
+    feeder: &Feeder,
 ) -> Result<(), (String, bool)> {
     let fail = |msg: String| (msg, false);
     let scheme = if target.tls.is_some() {
@@ -477,16 +375,12 @@ async fn stream_once(
             ))
         })?
         .with_max_part_size(options.max_part_bytes);
-    {
-        let mut status = shared.status.lock().unwrap();
-        status.connected = true;
-        status.last_error = None;
-    }
+    feeder.set_live(true);
     tracing::info!("upstream connected");
     let mut body = resp.into_body();
     let mut delivered = false;
     loop {
-        if !wanted(shared) {
+        if !feeder.wanted(options.linger) {
             return Ok(());
         }
         let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
@@ -509,21 +403,18 @@ async fn stream_once(
                 Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
                     let captured_micros = part.timestamp_micros().unwrap_or_else(unix_micros_now);
                     let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
-                    tx.send_replace(Some(Arc::new(Captured {
+                    // Frames flow: whatever NO SIGNAL said (a slow first frame) is over.
+                    feeder.publish(SourceFrame {
                         jpeg: part.body,
                         captured_micros,
                         width,
                         height,
-                    })));
-                    if !delivered {
-                        // Frames flow: whatever NO SIGNAL said (a slow first frame) is over.
-                        shared.status.lock().unwrap().last_error = None;
-                    }
+                    });
                     delivered = true;
                 }
-                Ok(Some(_)) => drop_part(shared, "a part that is not a JPEG"),
+                Ok(Some(_)) => drop_part(feeder, "a part that is not a JPEG"),
                 Ok(None) => break,
-                Err(err) => drop_part(shared, &err.to_string()),
+                Err(err) => drop_part(feeder, &err.to_string()),
             }
         }
         if parser.is_finished() {
@@ -532,7 +423,7 @@ async fn stream_once(
     }
 }
 
-fn drop_part(shared: &Shared, why: &str) {
-    shared.status.lock().unwrap().parts_dropped += 1;
+fn drop_part(feeder: &Feeder, why: &str) {
+    feeder.count_dropped();
     tracing::warn!(why, "upstream part dropped");
 }

@@ -1,4 +1,4 @@
 //! `mjpeg-relay` itself (same entry point), built for the black-box CLI tests.
 fn main() -> std::process::ExitCode {
-    mjpeg_relay::main_entry()
+    mjpeg_relay::cli::main()
 }

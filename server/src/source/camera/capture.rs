@@ -1,6 +1,6 @@
 //! The camera source: a reader thread and a converter thread per camera, frames handed to the
-//! async side through a one-slot channel, and a NO SIGNAL picture whenever the camera cannot
-//! deliver.
+//! async side through the source's [`crate::source::feed`] (one-slot channel, demand, and a NO
+//! SIGNAL picture whenever the camera cannot deliver).
 //!
 //! The reader thread only reads: as fast as the device delivers, it leaves the newest raw frame
 //! in a one-slot mailbox, so the driver's buffers are drained however slow conversion is (no
@@ -17,99 +17,52 @@
 //! thread is joined: a read stuck in a driver must not hold up the relay's exit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
 use super::convert;
-use super::device::{
-    CameraBackend, CameraDevice, CameraError, DeviceSelector, Mode, ModeRequest, PixelFormat,
-    RawFrame,
+use super::device::{CameraBackend, CameraDevice, CameraError, Mode, PixelFormat, RawFrame};
+use super::options::CameraOptions;
+use crate::clock::unix_micros_now;
+use crate::source::feed::{self, Feed, Feeder, Patience};
+use crate::source::{Source, SourceError, SourceFrame, SourceInfo};
+
+/// NO SIGNAL after this long without a frame: a camera that is still opening (no frame yet, no
+/// error yet) gets 5 s, since opening, setting the format and starting the sensor take more than
+/// a second on many webcams; a live one 1 s, or three of its frame intervals if longer.
+const PATIENCE: Patience = Patience {
+    opening: Duration::from_secs(5),
+    stalled: Duration::from_secs(1),
 };
-use crate::frame::unix_micros_now;
-use crate::source::{draw, Source, SourceError, SourceFrame, SourceInfo};
-
-/// How a camera stream is set up (from `--stream NAME=camera...`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CameraOptions {
-    pub selector: DeviceSelector,
-    pub request: ModeRequest,
-    /// JPEG quality for raw frames and for mirrored MJPEG.
-    pub quality: u8,
-    /// Flip horizontally, the mirror view webcam users expect.
-    pub mirror: bool,
-    /// Close the device after this long without anyone asking for frames.
-    pub idle_close: Duration,
-}
-
-impl Default for CameraOptions {
-    fn default() -> Self {
-        CameraOptions {
-            selector: DeviceSelector::First,
-            request: ModeRequest::default(),
-            quality: 80,
-            mirror: false,
-            idle_close: Duration::from_secs(10),
-        }
-    }
-}
-
-/// While the camera delivers nothing, a NO SIGNAL frame goes out this often.
-const NO_SIGNAL_EVERY: Duration = Duration::from_secs(1);
-/// How long a live camera may go without a frame before NO SIGNAL: at least this, and at least
-/// three of its frame intervals (a 1 fps camera is not "lost" between two frames).
-const STALL_AFTER: Duration = Duration::from_secs(1);
-/// How long a camera that is still opening (no frame yet, no error yet) gets: opening, setting
-/// the format and starting the sensor take more than a second on many webcams.
-const OPENING_GRACE: Duration = Duration::from_secs(5);
 /// Reopen backoff: doubles from 250 ms up to 5 s; reset by the first good frame.
 const REOPEN_START: Duration = Duration::from_millis(250);
 const REOPEN_MAX: Duration = Duration::from_secs(5);
+/// How often the converter looks up from an empty mailbox to see whether it should stop.
+const CONVERTER_CHECK: Duration = Duration::from_millis(250);
 
-/// `last_demand_ms` before anyone has asked for a frame.
-const NEVER: u64 = u64::MAX;
-
-/// A converted frame, ready for the stream.
-#[derive(Debug)]
-struct Captured {
-    jpeg: Bytes,
-    captured_micros: u64,
-    width: u32,
-    height: u32,
-}
-
-/// What the threads report, for the API and the NO SIGNAL text.
+/// What the reader reports of the device, for the API (the feed keeps the error).
 #[derive(Clone, Debug, Default)]
 struct Status {
     device: Option<String>,
     mode: Option<Mode>,
     open: bool,
-    last_error: Option<String>,
     capture_fps: Option<f64>,
 }
 
 /// State shared by the source (async side) and its threads.
 struct Shared {
     status: Mutex<Status>,
-    /// When a frame was last asked for, ms since `epoch` ([`NEVER`] before the first); the reader
-    /// closes the device when this gets older than `idle_close`.
-    last_demand_ms: AtomicU64,
-    epoch: Instant,
-    stop: AtomicBool,
+    /// Demand, errors and the frames themselves.
+    feeder: Feeder,
     /// The newest raw frame and its capture time, waiting for the converter.
     mailbox: Mutex<Option<(RawFrame, u64)>>,
     mail: Condvar,
 }
 
 impl Shared {
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     /// The status, even if a thread panicked while holding it (it holds plain data).
     fn status(&self) -> MutexGuard<'_, Status> {
         self.status
@@ -117,16 +70,12 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set_error(&self, err: impl ToString) {
-        self.status().last_error = Some(err.to_string());
-    }
-
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.feeder.stopped().is_cancelled()
     }
 
-    /// Sleeps until `until` or until stopped, whatever else wakes the thread (the async side
-    /// unparks it on every request for a frame, which must not cut a backoff short).
+    /// Sleeps until `until` or until stopped, whatever else wakes the thread (the feed unparks
+    /// it on every request for a frame, which must not cut a backoff short).
     fn sleep_until(&self, until: Instant) {
         while !self.stopped() {
             let left = until.saturating_duration_since(Instant::now());
@@ -139,21 +88,9 @@ impl Shared {
 }
 
 pub struct CameraSource {
-    name: String,
     options: CameraOptions,
     shared: Arc<Shared>,
-    reader: thread::Thread,
-    frames: watch::Receiver<Option<Arc<Captured>>>,
-    /// When the source last returned a frame (live or NO SIGNAL).
-    last_returned: Instant,
-    /// When it last returned a live frame.
-    last_live: Option<Instant>,
-    /// The last frame returned was NO SIGNAL.
-    showing_no_signal: bool,
-    /// Size of the last live frame, so NO SIGNAL matches it.
-    last_size: Option<(u32, u32)>,
-    /// Set by `pause`: the next `next_frame` starts a new wait.
-    paused: bool,
+    feed: Feed,
 }
 
 impl CameraSource {
@@ -165,21 +102,25 @@ impl CameraSource {
         backend: Arc<dyn CameraBackend>,
         require: bool,
     ) -> Result<CameraSource, CameraError> {
+        let device = options.selector.to_string();
+        let (feed, feeder) = feed::channel(
+            name,
+            device.clone(),
+            format!("opening {device}"),
+            Some(PATIENCE),
+        );
+        feeder.set_format(None, options.request.size);
+        if require {
+            // The device opened for the check stays open for one idle period, for the first viewer.
+            feeder.want_now();
+        }
         let shared = Arc::new(Shared {
             status: Mutex::new(Status::default()),
-            last_demand_ms: AtomicU64::new(NEVER),
-            epoch: Instant::now(),
-            stop: AtomicBool::new(false),
+            feeder,
             mailbox: Mutex::new(None),
             mail: Condvar::new(),
         });
-        if require {
-            // The device opened for the check stays open for one idle period, for the first viewer.
-            shared.last_demand_ms.store(0, Ordering::Release);
-        }
-        let (tx, rx) = watch::channel(None);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let device = options.selector.to_string();
         let spawn_error = |e: std::io::Error| CameraError::Open {
             device: device.clone(),
             reason: format!("cannot start the capture threads: {e}"),
@@ -188,7 +129,7 @@ impl CameraSource {
             let (shared, options) = (shared.clone(), options.clone());
             thread::Builder::new()
                 .name(format!("convert-{name}"))
-                .spawn(move || convert_loop(&options, &shared, &tx))
+                .spawn(move || convert_loop(&options, &shared))
                 .map_err(spawn_error)?;
         }
         let reader = {
@@ -200,18 +141,12 @@ impl CameraSource {
                 .thread()
                 .clone()
         };
+        // The reader parks while nobody asks for frames; a request (or the feed's end) wakes it.
+        shared.feeder.on_demand(move || reader.unpark());
         let source = CameraSource {
-            name: name.to_string(),
             options,
             shared,
-            reader,
-            frames: rx,
-            last_returned: Instant::now(),
-            last_live: None,
-            showing_no_signal: false,
-            last_size: None,
-            // The first request starts the NO SIGNAL clock, as after a pause.
-            paused: true,
+            feed,
         };
         if require {
             match ready_rx.recv() {
@@ -228,118 +163,16 @@ impl CameraSource {
         }
         Ok(source)
     }
-
-    /// How long to wait for the next live frame before showing NO SIGNAL.
-    fn patience(&self) -> Duration {
-        if self.showing_no_signal {
-            return NO_SIGNAL_EVERY;
-        }
-        let status = self.shared.status();
-        if !status.open && status.last_error.is_none() {
-            return OPENING_GRACE;
-        }
-        let period = status.mode.map_or(Duration::ZERO, |m| {
-            Duration::from_secs_f64(3.0 / f64::from(m.fps.max(1)))
-        });
-        STALL_AFTER.max(period)
-    }
-
-    fn no_signal(&mut self) -> Result<SourceFrame, SourceError> {
-        let reason = {
-            let mut status = self.shared.status();
-            status.capture_fps = None;
-            match (&status.last_error, status.open) {
-                (Some(err), _) => err.clone(),
-                (None, true) => {
-                    let since = self.last_live.map_or(0, |t| t.elapsed().as_secs()).max(1);
-                    let reason = format!(
-                        "no frame from {} for {since} s",
-                        status.device.as_deref().unwrap_or("the camera")
-                    );
-                    status.last_error = Some(reason.clone());
-                    reason
-                }
-                (None, false) => format!("opening {}", self.options.selector),
-            }
-        };
-        let (w, h) = self
-            .last_size
-            .or(self.shared.status().mode.map(|m| (m.width, m.height)))
-            .or(self.options.request.size)
-            .unwrap_or((640, 480));
-        let captured_micros = unix_micros_now();
-        let jpeg = render_no_signal(&self.name, &reason, w as usize, h as usize, captured_micros)
-            .map_err(|e| SourceError::Failed(format!("cannot draw NO SIGNAL: {e}")))?;
-        Ok(SourceFrame {
-            captured_micros,
-            jpeg: Bytes::from(jpeg),
-            width: w,
-            height: h,
-        })
-    }
-}
-
-impl Drop for CameraSource {
-    fn drop(&mut self) {
-        // The threads drop the device (releasing the camera) when they see this.
-        self.shared.stop.store(true, Ordering::Release);
-        self.reader.unpark();
-        self.shared.mail.notify_all();
-    }
 }
 
 #[async_trait::async_trait]
 impl Source for CameraSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
-        if std::mem::take(&mut self.paused) {
-            self.last_returned = Instant::now();
-            self.showing_no_signal = false;
-            // Frames converted before the pause (the threads run on until the camera closes)
-            // are old by now: only what is captured from here on counts.
-            self.frames.borrow_and_update();
-        }
-        loop {
-            self.shared
-                .last_demand_ms
-                .store(self.shared.now_ms(), Ordering::Release);
-            self.reader.unpark();
-            // Re-checked every 200 ms: the patience shrinks as soon as the reader reports an
-            // error (an open that failed), and NO SIGNAL should then say so promptly.
-            let no_signal_at = self.last_returned + self.patience();
-            let wake = no_signal_at.min(Instant::now() + Duration::from_millis(200));
-            tokio::select! {
-                changed = self.frames.changed() => {
-                    if changed.is_err() {
-                        return Err(SourceError::Failed("the camera's converter thread has ended".into()));
-                    }
-                    let Some(frame) = self.frames.borrow_and_update().clone() else { continue };
-                    self.last_returned = Instant::now();
-                    self.last_live = Some(self.last_returned);
-                    self.showing_no_signal = false;
-                    self.last_size = Some((frame.width, frame.height));
-                    return Ok(SourceFrame {
-                        captured_micros: frame.captured_micros,
-                        jpeg: frame.jpeg.clone(),
-                        width: frame.width,
-                        height: frame.height,
-                    });
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                    if Instant::now() < no_signal_at {
-                        continue;
-                    }
-                    self.last_returned = Instant::now();
-                    self.showing_no_signal = true;
-                    return self.no_signal();
-                }
-            }
-        }
+        self.feed.next_frame().await
     }
 
     fn pause(&mut self) {
-        // Nobody watches. When someone does again, give the camera (which the reader may have
-        // closed meanwhile) its full opening grace before saying it has no signal.
-        self.paused = true;
+        self.feed.pause();
     }
 
     fn info(&self) -> SourceInfo {
@@ -354,8 +187,11 @@ impl Source for CameraSource {
                 .clone()
                 .or_else(|| Some(self.options.selector.to_string())),
             format: status.mode.map(|m| m.to_string()),
-            capture_fps: status.capture_fps,
-            last_error: status.last_error.clone(),
+            // What arrives while NO SIGNAL shows is not the camera's rate.
+            capture_fps: status
+                .capture_fps
+                .filter(|_| !self.feed.showing_no_signal()),
+            last_error: self.feed.last_error(),
             dropped_parts: None,
         }
     }
@@ -377,10 +213,7 @@ fn read_loop(
         if shared.stopped() {
             break;
         }
-        let last_demand = shared.last_demand_ms.load(Ordering::Acquire);
-        let recently_asked = last_demand != NEVER
-            && shared.now_ms().saturating_sub(last_demand) < options.idle_close.as_millis() as u64;
-        if !(ready.is_some() || recently_asked) {
+        if !(ready.is_some() || shared.feeder.wanted(options.idle_close)) {
             if device.take().is_some() {
                 tracing::info!(
                     "nobody watching for {} s; camera closed",
@@ -389,6 +222,7 @@ fn read_loop(
                 let mut status = shared.status();
                 status.open = false;
                 status.capture_fps = None;
+                shared.feeder.set_live(false);
             }
             // Woken by the next request for a frame, or by shutdown.
             thread::park_timeout(Duration::from_millis(500));
@@ -401,11 +235,16 @@ fn read_loop(
                 Ok(dev) => {
                     tracing::info!(device = %dev.name(), mode = %dev.mode(), "camera open");
                     {
+                        let mode = dev.mode();
                         let mut status = shared.status();
                         status.device = Some(dev.name());
-                        status.mode = Some(dev.mode());
+                        status.mode = Some(mode);
                         status.open = true;
-                        status.last_error = None;
+                        let period = Duration::from_secs_f64(1.0 / f64::from(mode.fps.max(1)));
+                        shared
+                            .feeder
+                            .set_format(Some(period), Some((mode.width, mode.height)));
+                        shared.feeder.set_live(true);
                     }
                     meter = FpsMeter::default();
                     delivered_since_open = false;
@@ -420,7 +259,7 @@ fn read_loop(
                         return;
                     }
                     tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera unavailable");
-                    shared.set_error(&err);
+                    shared.feeder.set_error(err.to_string());
                     shared.sleep_until(Instant::now() + backoff);
                     backoff = (backoff * 2).min(REOPEN_MAX);
                     continue;
@@ -448,10 +287,10 @@ fn read_loop(
                 tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera read failed; reopening");
                 {
                     let mut status = shared.status();
-                    status.last_error = Some(err.to_string());
                     status.open = false;
                     status.capture_fps = None;
                 }
+                shared.feeder.set_error(err.to_string());
                 device = None;
                 shared.sleep_until(Instant::now() + backoff);
                 backoff = (backoff * 2).min(REOPEN_MAX);
@@ -463,11 +302,7 @@ fn read_loop(
 }
 
 /// The converter thread: newest raw frame in, JPEG out, once per frame.
-fn convert_loop(
-    options: &CameraOptions,
-    shared: &Shared,
-    tx: &watch::Sender<Option<Arc<Captured>>>,
-) {
+fn convert_loop(options: &CameraOptions, shared: &Shared) {
     let mut encoder = convert::RawEncoder::new();
     loop {
         let (raw, captured_micros) = {
@@ -479,7 +314,12 @@ fn convert_loop(
                 if let Some(mail) = mailbox.take() {
                     break mail;
                 }
-                mailbox = shared.mail.wait(mailbox).unwrap_or_else(|p| p.into_inner());
+                // Timed, so the thread sees the feed end (shutdown) without being told.
+                mailbox = shared
+                    .mail
+                    .wait_timeout(mailbox, CONVERTER_CHECK)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
         };
         let (width, height) = (raw.width, raw.height);
@@ -499,24 +339,25 @@ fn convert_loop(
             _ => encoder.encode(&raw, options.quality, options.mirror),
         }));
         match converted {
-            Ok(Ok(jpeg)) => {
-                shared.status().last_error = None;
-                tx.send_replace(Some(Arc::new(Captured {
-                    jpeg: Bytes::from(jpeg),
-                    captured_micros,
-                    width,
-                    height,
-                })));
-            }
+            Ok(Ok(jpeg)) => shared.feeder.publish(SourceFrame {
+                jpeg: Bytes::from(jpeg),
+                captured_micros,
+                width,
+                height,
+            }),
             // Shown in the API (and on NO SIGNAL if no frame converts at all).
             Ok(Err(err)) => {
                 tracing::debug!(%err, "frame skipped");
-                shared.set_error(format!("frame could not be converted: {err}"));
+                shared
+                    .feeder
+                    .set_error(format!("frame could not be converted: {err}"));
             }
             Err(_) => {
                 tracing::warn!("frame conversion panicked; frame skipped");
                 encoder = convert::RawEncoder::new();
-                shared.set_error("frame conversion failed (panic); frame skipped");
+                shared
+                    .feeder
+                    .set_error("frame conversion failed (panic); frame skipped");
             }
         }
     }
@@ -542,120 +383,5 @@ impl FpsMeter {
             return Some(fps);
         }
         None
-    }
-}
-
-/// The NO SIGNAL picture: the stream's name, why, and the time (so a viewer can see it is the
-/// relay talking, live, and not a frozen camera).
-pub fn render_no_signal(
-    stream: &str,
-    reason: &str,
-    width: usize,
-    height: usize,
-    now_micros: u64,
-) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
-    let mut rgb = vec![0u8; width * height * 3];
-    draw::fill(&mut rgb, width, height, (0, 0, width, height), [24, 24, 32]);
-    let big = (width / 160).clamp(1, 6);
-    let small = (width / 480).clamp(1, 3);
-    let mut y = height / 6;
-    draw::text(
-        &mut rgb,
-        width,
-        height,
-        (width / 12, y),
-        big,
-        "NO SIGNAL",
-        [255, 80, 80],
-    );
-    y += 12 * big;
-    draw::text(
-        &mut rgb,
-        width,
-        height,
-        (width / 12, y),
-        small,
-        &format!("stream {stream}"),
-        [230, 230, 230],
-    );
-    y += 12 * small;
-    // Wrap the reason to the width, between words where it can.
-    let per_line = ((width - width / 12) / (8 * small)).max(8);
-    for line in wrap(reason, per_line).iter().take(6) {
-        draw::text(
-            &mut rgb,
-            width,
-            height,
-            (width / 12, y),
-            small,
-            line,
-            [200, 200, 120],
-        );
-        y += 10 * small;
-    }
-    let secs = now_micros / 1_000_000;
-    let clock = format!(
-        "{:02}:{:02}:{:02} UTC - retrying",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60
-    );
-    draw::text(
-        &mut rgb,
-        width,
-        height,
-        (width / 12, y + 4 * small),
-        small,
-        &clock,
-        [160, 160, 160],
-    );
-    draw::encode_rgb(&rgb, width, height, 70, 32 * 1024)
-}
-
-/// Greedy word wrap to `width` characters; words longer than a line are cut.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
-        while word.len() > width {
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            lines.push(word.drain(..width).collect());
-        }
-        let word: String = word.into_iter().collect();
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(&word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wraps_between_words() {
-        assert_eq!(
-            wrap("no such file or directory", 12),
-            ["no such file", "or directory"]
-        );
-        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
-        assert!(wrap("", 10).is_empty());
-    }
-
-    #[test]
-    fn no_signal_is_a_jpeg_of_the_asked_size() {
-        let jpeg = render_no_signal("cam", "cannot open camera 0: gone", 320, 240, 0).unwrap();
-        assert_eq!(crate::jpeg::dimensions(&jpeg), Some((320, 240)));
     }
 }

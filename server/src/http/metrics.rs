@@ -13,19 +13,17 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::stream::Stream;
+use poem::web::Data;
+use poem::{handler, Response};
+
+use super::Site;
+use crate::fanout::stream::Stream;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Buckets of the frame-age histogram: 0.25 ms doubling to about 4 s.
-pub fn frame_age_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
-}
 
 /// Reads every stream's figures at each scrape.
 struct Streams(Vec<Arc<Stream>>);
@@ -87,6 +85,14 @@ impl Collector for Streams {
         }
         Ok(())
     }
+}
+
+#[handler]
+pub fn metrics(site: Data<&Arc<Site>>) -> Response {
+    Response::builder()
+        .content_type(CONTENT_TYPE)
+        .header("Cache-Control", "no-store")
+        .body(render(&site.streams))
 }
 
 /// The exposition for `streams`.

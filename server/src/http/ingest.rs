@@ -6,9 +6,10 @@
 //!   boundary=...`, what a Python generator passed to `requests.post` or ffmpeg's `mpjpeg` muxer
 //!   sends), read part by part with the shared parser as it arrives.
 //!
-//! The token comes as `Authorization: Bearer TOKEN` or `?token=TOKEN`: missing is 401, wrong is
-//! 403 (compared as SHA-256 digests in constant time). A body that stalls for 20 s is 408. A body that is not a JPEG is 415, one over the stream's limit 413; the stream stays up
-//! either way. One pusher at a time per stream (409), unless the stream lets a newer one replace
+//! The push stream's token (as `Authorization: Bearer TOKEN` or `?token=TOKEN`) is checked
+//! before this handler runs, by the same access check as every route ([`super::auth`]): missing
+//! is 401, wrong 403. A body that stalls for 20 s is 408. A body that is not a JPEG is 415, one
+//! over the stream's limit 413; the stream stays up either way. One pusher at a time per stream (409), unless the stream lets a newer one replace
 //! the older.
 
 use std::sync::Arc;
@@ -21,20 +22,21 @@ use mjpeg_shared::wire;
 use poem::web::{Data, Json, Path};
 use poem::{handler, Body, Request};
 
-use crate::error::ApiError;
-use crate::frame::unix_micros_now;
+use super::error::ApiError;
+use super::Site;
+use crate::clock::unix_micros_now;
 use crate::jpeg;
-use crate::source::push::{IngestHub, Pushed};
-use crate::Relay;
+use crate::source::push::IngestHub;
+use crate::source::SourceFrame;
 
 #[handler]
 pub async fn ingest(
     req: &Request,
     Path(name): Path<String>,
     body: Body,
-    relay: Data<&Arc<Relay>>,
+    site: Data<&Arc<Site>>,
 ) -> poem::Result<Json<IngestResult>> {
-    let stream = relay.stream(&name)?;
+    let stream = site.stream(&name)?;
     let hub = stream
         .ingest
         .clone()
@@ -42,7 +44,6 @@ pub async fn ingest(
             name: name.clone(),
             source_spec: stream.spec.clone(),
         })?;
-    authorize(req, &hub)?;
     let lease = hub.begin().map_err(|_| ApiError::PusherBusy)?;
     let content_type = req.content_type().unwrap_or_default().to_string();
     let pushed = async {
@@ -62,29 +63,9 @@ pub async fn ingest(
     let frames = tokio::select! {
         r = pushed => r?,
         _ = lease.replaced.cancelled() => return Err(ApiError::PusherReplaced.into()),
-        _ = relay.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+        _ = site.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
     };
     Ok(Json(IngestResult { frames }))
-}
-
-fn authorize(req: &Request, hub: &IngestHub) -> Result<(), ApiError> {
-    let bearer = req
-        .header("Authorization")
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
-    let query = || {
-        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.trim().to_string())
-    };
-    match bearer.or_else(query) {
-        None => Err(ApiError::MissingToken),
-        Some(token) if hub.token_matches(&token) => Ok(()),
-        Some(_) => Err(ApiError::WrongToken),
-    }
 }
 
 /// A pusher that sends nothing for this long loses the stream (408), so a hung process cannot
@@ -169,7 +150,7 @@ fn publish(
         )));
     }
     let (width, height) = jpeg::dimensions(&jpeg).unwrap_or((0, 0));
-    hub.publish(Pushed {
+    hub.publish(SourceFrame {
         jpeg,
         captured_micros: captured.unwrap_or_else(unix_micros_now),
         width,

@@ -5,7 +5,6 @@
 //! never copies or re-encodes a frame.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mjpeg_shared::wire::Layout;
@@ -47,11 +46,4 @@ impl Frame {
             })
             .clone()
     }
-}
-
-/// Now, as Unix microseconds.
-pub fn unix_micros_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

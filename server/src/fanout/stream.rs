@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mjpeg_shared::api::{Endpoints, StreamInfo};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::frame::Frame;
+use super::frame::Frame;
 use crate::source::push::IngestHub;
 use crate::source::{Opened, Source, SourceInfo};
 
@@ -55,7 +56,7 @@ pub struct Stream {
     source_errors: AtomicU64,
     source_recoveries: AtomicU64,
     /// Seconds from capture to a viewer's connection, per frame sent (for `/metrics`).
-    pub frame_age: prometheus_client::metrics::histogram::Histogram,
+    pub frame_age: Histogram,
 }
 
 /// A stream's counters at one moment.
@@ -88,8 +89,7 @@ impl Stream {
             info: Mutex::new(source.info()),
             last_error: Mutex::new(None),
             viewers: AtomicU64::new(0),
-            viewer_permits: max_viewers
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(crate::permits(n)))),
+            viewer_permits: max_viewers.map(super::viewer_cap),
             snapshot_waiters: AtomicU64::new(0),
             snapshot_need: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
@@ -102,7 +102,7 @@ impl Stream {
             bytes_sent: AtomicU64::new(0),
             source_errors: AtomicU64::new(0),
             source_recoveries: AtomicU64::new(0),
-            frame_age: crate::metrics::frame_age_histogram(),
+            frame_age: frame_age_histogram(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
         tokio::spawn(drive(stream.clone(), tx, source, shutdown).instrument(span));
@@ -228,6 +228,11 @@ impl Stream {
             endpoints: Endpoints::for_stream(&self.name),
         }
     }
+}
+
+/// Buckets of the frame-age histogram (`/metrics`): 0.25 ms doubling to about 4 s.
+fn frame_age_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
 }
 
 /// Keeps a viewer counted; dropping it (the viewer left) may let the stream go idle.

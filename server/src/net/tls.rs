@@ -2,7 +2,7 @@
 //!
 //! Browsers speak HTTP/2 only over TLS, and HTTP/2 is what lifts their six-connections-per-host
 //! limit: a page can then show dozens of streams from one relay, each a stream of one shared
-//! connection. ALPN offers `h2` first and `http/1.1` for clients without it ([`crate::conn`]
+//! connection. ALPN offers `h2` first and `http/1.1` for clients without it ([`super::conn`]
 //! serves each with its own pacing).
 
 use std::path::Path;

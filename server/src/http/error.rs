@@ -44,16 +44,12 @@ pub enum ApiError {
     #[error("stream {name:?} does not take pushed frames (its source is {source_spec}); use a stream with source \"push\"")]
     NotPushStream { name: String, source_spec: String },
 
-    #[error(
-        "pushing to this stream needs its token, as Authorization: Bearer TOKEN or ?token=TOKEN"
-    )]
-    MissingToken,
-
-    #[error("wrong token for this stream")]
-    WrongToken,
-
-    #[error("this relay needs credentials: Authorization: Bearer TOKEN, ?token=TOKEN (for <img>){}", if *basic { ", or a user and password (HTTP Basic)" } else { "" })]
-    AuthRequired { basic: bool },
+    #[error("{}", if *pushing {
+        "pushing to this stream needs its token, as Authorization: Bearer TOKEN or ?token=TOKEN".to_string()
+    } else {
+        format!("this relay needs credentials: Authorization: Bearer TOKEN, ?token=TOKEN (for <img>){}", if *basic { ", or a user and password (HTTP Basic)" } else { "" })
+    })]
+    AuthRequired { basic: bool, pushing: bool },
 
     #[error("these credentials do not open this route")]
     AuthWrong,
@@ -80,6 +76,19 @@ pub enum ApiError {
     BodyIdle { seconds: u64 },
 }
 
+/// The realm named in challenges.
+pub const REALM: &str = "mjpeg-relay";
+
+/// The challenges for a 401: Bearer always, Basic when Basic credentials would open the route
+/// (a browser then shows its login dialog).
+pub fn challenges(basic: bool) -> Vec<String> {
+    let mut out = vec![format!("Bearer realm=\"{REALM}\"")];
+    if basic {
+        out.push(format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""));
+    }
+    out
+}
+
 /// What a refused viewer is told to wait: long enough not to hammer a full relay, short enough
 /// that a freed place is taken soon.
 const RETRY_AFTER_SECS: &str = "5";
@@ -93,8 +102,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed | ApiError::NotPushStream { .. } => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
-            ApiError::MissingToken | ApiError::AuthRequired { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::WrongToken | ApiError::AuthWrong => StatusCode::FORBIDDEN,
+            ApiError::AuthRequired { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::AuthWrong => StatusCode::FORBIDDEN,
             ApiError::BadAuthorization(_) => StatusCode::BAD_REQUEST,
             ApiError::PusherBusy | ApiError::PusherReplaced => StatusCode::CONFLICT,
             ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -123,14 +132,8 @@ impl ResponseError for ApiError {
                 poem::http::HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
-        if matches!(self, ApiError::MissingToken) {
-            resp.headers_mut().insert(
-                poem::http::header::WWW_AUTHENTICATE,
-                poem::http::HeaderValue::from_static("Bearer realm=\"mjpeg-relay ingest\""),
-            );
-        }
-        if let ApiError::AuthRequired { basic } = self {
-            for challenge in crate::auth::challenges(*basic) {
+        if let ApiError::AuthRequired { basic, .. } = self {
+            for challenge in challenges(*basic) {
                 if let Ok(value) = poem::http::HeaderValue::try_from(challenge) {
                     resp.headers_mut()
                         .append(poem::http::header::WWW_AUTHENTICATE, value);

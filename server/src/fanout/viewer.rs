@@ -1,7 +1,7 @@
 //! One viewer of a stream: the response body of `/streams/NAME.mjpg` or `.frames`.
 //!
 //! The loop, per frame: wait out this viewer's `?fps` cap, wait for a frame newer than the last
-//! one sent, make sure the connection has taken the previous frame ([`crate::conn`]), then send
+//! one sent, make sure the connection has taken the previous frame ([`crate::net::conn`]), then send
 //! the *newest* frame. Whatever was published in between is skipped, never queued, so
 //! what a slow viewer sees is late by at most about one frame on its own link.
 
@@ -11,53 +11,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream as FuturesStream;
 use mjpeg_shared::wire::Layout;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::conn::ConnState;
-use crate::error::ApiError;
-use crate::frame::Frame;
-use crate::stream::{Latest, Stream, ViewerGuard};
+use super::frame::Frame;
+use super::stream::{Latest, Stream, ViewerGuard};
+use crate::clock::unix_micros_now;
+use crate::net::conn::ConnState;
 
 /// A viewer's places under the viewer caps (`--max-viewers`, `--max-viewers-per-stream`), held
-/// for as long as it is connected. Taken before the response starts, without waiting: a full
-/// relay answers 503 at once, and admitted viewers never wait on anyone being refused.
+/// in its body for as long as it is connected. Taken by the HTTP layer before the response
+/// starts (`http::streams::admit`), without waiting.
 pub struct Admission {
-    _relay: Option<OwnedSemaphorePermit>,
-    _stream: Option<OwnedSemaphorePermit>,
-}
-
-/// Admits one more viewer of `stream`, or says which cap is full.
-pub fn admit(relay: &crate::Relay, stream: &Stream) -> Result<Admission, ApiError> {
-    let take = |permits: &Option<Arc<Semaphore>>, scope: String, limit: Option<u64>| {
-        permits
-            .as_ref()
-            .map(|p| {
-                p.clone()
-                    .try_acquire_owned()
-                    .map_err(|_| ApiError::TooManyViewers {
-                        scope,
-                        limit: limit.unwrap_or(0),
-                    })
-            })
-            .transpose()
-    };
-    let stream_permit = take(
-        &stream.viewer_permits,
-        format!("stream {:?}", stream.name),
-        relay.limits.max_viewers_per_stream,
-    )?;
-    let relay_permit = take(
-        &relay.viewer_permits,
-        "the relay".to_string(),
-        relay.limits.max_viewers,
-    )?;
-    Ok(Admission {
-        _relay: relay_permit,
-        _stream: stream_permit,
-    })
+    pub relay: Option<OwnedSemaphorePermit>,
+    pub stream: Option<OwnedSemaphorePermit>,
 }
 
 /// What a viewer asked for.
@@ -170,7 +139,7 @@ impl Viewer {
         self.skipped += skipped;
         self.sent += 1;
         let chunk = frame.part(self.opts.layout);
-        let age_us = crate::frame::unix_micros_now().saturating_sub(frame.captured_micros);
+        let age_us = unix_micros_now().saturating_sub(frame.captured_micros);
         self.stream
             .record_sent(chunk.len(), skipped, Duration::from_micros(age_us));
         self.last_seq = Some(frame.seq);

@@ -11,14 +11,18 @@
 //! | `/streams/NAME.*`, `/api/streams/NAME` | the stream's own token, or the relay's credentials |
 //! | every other `/api/...` | the relay's credentials |
 //! | `/metrics` | `--metrics-token`, or the relay's credentials |
-//! | `/streams/NAME/ingest` | the push stream's token, checked by [`crate::ingest`] |
+//! | `/streams/NAME/ingest` | the push stream's ingest token ([`AccessConfig::ingest_token`]) |
 //!
-//! A route whose gates are all unset is open. Secrets are kept as SHA-256 digests (a Basic
+//! Every route, ingest included, reads credentials the same way ([`presented`]): the
+//! `Authorization` header (`Bearer` or `Basic`, scheme in any case) and `?token=` are both tried,
+//! a header that does not parse is a 400 only when nothing else was presented, and tokens are
+//! compared without surrounding whitespace. A route whose gates are all unset is open; a push
+//! stream's ingest always has one, since a push stream without a token does not start. Secrets are kept as SHA-256 digests (a Basic
 //! password from the config as its Argon2 PHC string) and compared in constant time: the time
 //! an answer takes tells nothing about how much of a guess was right. They are never logged, and
 //! the API never shows them.
 //!
-//! The check runs before routing ([`Access::check`], called from [`crate::http::routes`]), on the
+//! The check runs before routing ([`Access::check`], called from [`super::routes`]), on the
 //! percent-decoded path, so `/streams/ma%69n.mjpg` is guarded like `/streams/main.mjpg`.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,11 +32,8 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
-use crate::source::push::Secret;
-
-/// The realm named in challenges.
-pub const REALM: &str = "mjpeg-relay";
+use super::error::ApiError;
+use crate::secret::{digest, raw_digest, Secret};
 
 /// How many verified Basic passwords are remembered, so that a browser sending its credentials
 /// with every request costs one Argon2 verification, not one per request.
@@ -50,6 +51,27 @@ pub struct AccessConfig {
     /// Per-stream tokens from the config (`[[stream]] auth_token`): that stream only, besides the
     /// relay's credentials.
     pub stream_tokens: Vec<(String, Secret)>,
+    /// `--ingest-token`: pushing to push streams without a token of their own.
+    pub ingest_token: Option<Secret>,
+}
+
+/// The token that opens a push stream's ingest, and where it comes from.
+#[derive(Debug, PartialEq)]
+pub enum IngestToken<'a> {
+    /// The stream's own `push?token=`.
+    Own(&'a Secret),
+    /// `--ingest-token`.
+    Ingest(&'a Secret),
+    /// `--auth-token`, the viewers' token, for want of the others (the relay warns).
+    Viewers(&'a Secret),
+}
+
+impl IngestToken<'_> {
+    pub fn secret(&self) -> &Secret {
+        match self {
+            IngestToken::Own(s) | IngestToken::Ingest(s) | IngestToken::Viewers(s) => s,
+        }
+    }
 }
 
 /// HTTP Basic credentials.
@@ -88,6 +110,15 @@ impl AccessConfig {
     pub fn protects_viewers(&self) -> bool {
         self.token.is_some() || self.basic.is_some()
     }
+
+    /// The token for pushing to a stream whose own token is `own`: that one, else
+    /// `--ingest-token`, else `--auth-token`. `None`: the stream cannot take pushes. The one
+    /// place this fallback is decided.
+    pub fn ingest_token<'a>(&'a self, own: Option<&'a Secret>) -> Option<IngestToken<'a>> {
+        own.map(IngestToken::Own)
+            .or(self.ingest_token.as_ref().map(IngestToken::Ingest))
+            .or(self.token.as_ref().map(IngestToken::Viewers))
+    }
 }
 
 /// The checks in force.
@@ -95,8 +126,8 @@ pub struct Access {
     relay: Option<Gate>,
     metrics: Option<Gate>,
     streams: HashMap<String, Gate>,
-    /// Push streams: their ingest route is guarded by their own token.
-    push_streams: Vec<String>,
+    /// Push streams' ingest, each guarded by its ingest token.
+    ingest: HashMap<String, Gate>,
     /// One Argon2 verification at a time: each takes tens of milliseconds of CPU by design, and a
     /// flood of wrong passwords must not take every core from the viewers. The permit travels
     /// with the blocking job, so a client that hangs up does not free it early.
@@ -130,6 +161,7 @@ enum Scope {
     Relay,
     Stream(String),
     Metrics,
+    Ingest(String),
 }
 
 /// What a request presented.
@@ -139,8 +171,13 @@ enum Presented {
 }
 
 impl Access {
-    /// Builds the checks; a hashed password that is not a PHC string is refused here, at startup.
-    pub fn new(config: &AccessConfig, push_streams: Vec<String>) -> Result<Access, String> {
+    /// Builds the checks, with each push stream's ingest token (from
+    /// [`AccessConfig::ingest_token`]); a hashed password that is not a PHC string is refused
+    /// here, at startup.
+    pub fn new(
+        config: &AccessConfig,
+        push_streams: Vec<(String, Secret)>,
+    ) -> Result<Access, String> {
         let basic = match &config.basic {
             None => None,
             Some(b) => Some(Basic {
@@ -173,7 +210,10 @@ impl Access {
                 .iter()
                 .map(|(name, t)| (name.clone(), token_gate(t)))
                 .collect(),
-            push_streams,
+            ingest: push_streams
+                .iter()
+                .map(|(name, t)| (name.clone(), token_gate(t)))
+                .collect(),
             verifying: Arc::new(Semaphore::new(1)),
         })
     }
@@ -185,16 +225,18 @@ impl Access {
         authorization: Option<&str>,
         query: Option<&str>,
     ) -> Result<(), ApiError> {
-        let gates: Vec<&Gate> = match scope(path, &self.push_streams) {
+        let route = scope(path, &self.ingest);
+        let gates: Vec<&Gate> = match &route {
             Scope::Open => return Ok(()),
             Scope::Relay => self.relay.iter().collect(),
             Scope::Stream(name) => self
                 .streams
-                .get(&name)
+                .get(name)
                 .into_iter()
                 .chain(&self.relay)
                 .collect(),
             Scope::Metrics => self.metrics.iter().chain(&self.relay).collect(),
+            Scope::Ingest(name) => self.ingest.get(name).into_iter().collect(),
         };
         if gates.is_empty() {
             return Ok(());
@@ -202,7 +244,10 @@ impl Access {
         let basic = gates.iter().any(|g| g.basic.is_some());
         let presented = presented(authorization, query)?;
         if presented.is_empty() {
-            return Err(ApiError::AuthRequired { basic });
+            return Err(ApiError::AuthRequired {
+                basic,
+                pushing: matches!(route, Scope::Ingest(_)),
+            });
         }
         // Every credential against every gate, so the time taken does not depend on which one
         // matched.
@@ -314,7 +359,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// as poem's router does, so an encoded `%2F` cannot make the two disagree; only the exact
 /// shapes of the relay's routes are told apart, and anything else under `/streams` or `/api` is
 /// guarded like the API.
-fn scope(path: &str, push_streams: &[String]) -> Scope {
+fn scope(path: &str, push_streams: &HashMap<String, Gate>) -> Scope {
     let segments: Option<Vec<String>> = path
         .strip_prefix('/')
         .unwrap_or(path)
@@ -338,9 +383,11 @@ fn scope(path: &str, push_streams: &[String]) -> Scope {
                 .map_or(*file, |(name, _)| name)
                 .to_string(),
         ),
-        // A push stream's own token guards its ingest (crate::ingest); for any other name the
-        // answer (no such stream, not a push stream) would tell which streams exist.
-        ["streams", name, "ingest"] if push_streams.iter().any(|p| p == name) => Scope::Open,
+        // A push stream's ingest token guards its ingest; for any other name the answer (no such
+        // stream, not a push stream) would tell which streams exist.
+        ["streams", name, "ingest"] if push_streams.contains_key(*name) => {
+            Scope::Ingest(name.to_string())
+        }
         ["api", "streams", name] => Scope::Stream(name.to_string()),
         ["streams", ..] | ["api", ..] => Scope::Relay,
         _ => Scope::Open,
@@ -399,27 +446,6 @@ fn parse_authorization(value: &str) -> Result<Presented, ApiError> {
     ))
 }
 
-/// Tokens are compared without surrounding whitespace (a stray newline from a file or a shell).
-fn digest(token: &str) -> [u8; 32] {
-    raw_digest(token.trim())
-}
-
-/// SHA-256 of `value` as given: passwords, and push tokens ([`crate::source::push`]).
-pub(crate) fn raw_digest(value: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(value.as_bytes()).into()
-}
-
-/// The challenges for a 401: Bearer always, Basic when Basic credentials would open the route
-/// (a browser then shows its login dialog).
-pub fn challenges(basic: bool) -> Vec<String> {
-    let mut out = vec![format!("Bearer realm=\"{REALM}\"")];
-    if basic {
-        out.push(format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""));
-    }
-    out
-}
-
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
@@ -448,8 +474,12 @@ mod tests {
 
     #[test]
     fn routes_map_to_scopes() {
-        let push = vec!["cam".to_string()];
-        let scope = |p| scope(p, &push);
+        let access = Access::new(
+            &AccessConfig::default(),
+            vec![("cam".to_string(), secret("push"))],
+        )
+        .unwrap();
+        let scope = |p| scope(p, &access.ingest);
         let stream = |n: &str| Scope::Stream(n.to_string());
         assert_eq!(scope("/healthz"), Scope::Open);
         assert_eq!(scope("/"), Scope::Open);
@@ -461,7 +491,7 @@ mod tests {
         assert_eq!(scope("/streams/main.mjpg"), stream("main"));
         assert_eq!(scope("/streams/main.frames"), stream("main"));
         assert_eq!(scope("/streams/ma%69n.jpg"), stream("main"));
-        assert_eq!(scope("/streams/cam/ingest"), Scope::Open);
+        assert_eq!(scope("/streams/cam/ingest"), Scope::Ingest("cam".into()));
         // Not a push stream: its ingest answer would name the streams.
         assert_eq!(scope("/streams/main/ingest"), Scope::Relay);
         assert_eq!(scope("/streams/nope/ingest"), Scope::Relay);
@@ -484,8 +514,9 @@ mod tests {
                 }),
                 metrics_token: Some(secret("scrape")),
                 stream_tokens: vec![("lobby".into(), secret("lobby-token"))],
+                ingest_token: None,
             },
-            Vec::new(),
+            vec![("cam".into(), secret("push-token"))],
         )
         .unwrap();
         let check = |path: &'static str, auth: Option<String>, query: Option<&'static str>| {
@@ -494,7 +525,10 @@ mod tests {
         };
         assert!(matches!(
             check("/streams/cam.mjpg", None, None).await,
-            Err(ApiError::AuthRequired { basic: true })
+            Err(ApiError::AuthRequired {
+                basic: true,
+                pushing: false
+            })
         ));
         assert!(check("/streams/cam.mjpg", None, Some("token=relay-token"))
             .await
@@ -551,6 +585,32 @@ mod tests {
             Err(ApiError::AuthWrong)
         ));
         assert!(check("/healthz", None, None).await.is_ok());
+        // Ingest opens with the push stream's token only, read the same way as everywhere.
+        assert!(matches!(
+            check("/streams/cam/ingest", None, None).await,
+            Err(ApiError::AuthRequired { pushing: true, .. })
+        ));
+        for ok in [("bearer push-token", None), ("BEARER  push-token ", None)] {
+            assert!(check("/streams/cam/ingest", Some(ok.0.into()), ok.1)
+                .await
+                .is_ok());
+        }
+        assert!(check("/streams/cam/ingest", None, Some("token=push-token"))
+            .await
+            .is_ok());
+        assert!(matches!(
+            check(
+                "/streams/cam/ingest",
+                Some("Bearer relay-token".into()),
+                None
+            )
+            .await,
+            Err(ApiError::AuthWrong)
+        ));
+        assert!(matches!(
+            check("/streams/cam/ingest", Some(basic_header("ops", "pw")), None).await,
+            Err(ApiError::AuthWrong)
+        ));
         // A header that does not open the route does not hide a ?token= that does.
         assert!(check(
             "/streams/cam.mjpg",

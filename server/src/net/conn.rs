@@ -11,7 +11,7 @@
 //!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
 //!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
-//! Over TLS ([`crate::tls`]) a client that offers `h2` gets HTTP/2, where many viewers share one
+//! Over TLS ([`super::tls`]) a client that offers `h2` gets HTTP/2, where many viewers share one
 //! connection and a flush says nothing about any one of them. There the gate is h2's own send
 //! buffer, held to [`H2_SEND_BUFFER`]: hyper (1.12) takes a viewer's next chunk as soon as it has
 //! handed the previous one to h2, then holds it until the stream's unsent data is under that
@@ -397,7 +397,7 @@ impl Connection {
                 return;
             }
         };
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2);
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(super::tls::ALPN_H2);
         if h2 {
             self.serve_http2(tls, app).await
         } else {

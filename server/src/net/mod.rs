@@ -1,0 +1,10 @@
+//! Connections: the relay accepts and serves them itself (hyper under poem's routes), so it can
+//! see when a connection has taken a frame.
+//!
+//! - [`conn`]: the accept loop, per-connection flush tracking (the pacing viewers wait on),
+//!   socket options, head and handshake timeouts, HTTP/1.1 and HTTP/2 serving, graceful
+//!   shutdown.
+//! - [`tls`]: HTTPS with rustls, ALPN `h2` then `http/1.1`.
+
+pub mod conn;
+pub mod tls;

@@ -1,0 +1,570 @@
+//! The feed: how a live source hands frames to its stream, written once for every producer
+//! (camera threads, the upstream pump, the ffmpeg pump, ingest requests).
+//!
+//! - A **one-slot channel**: the producer replaces the newest frame; nothing queues, so a
+//!   producer faster than the stream never builds a backlog, and a frame that arrived while nobody
+//!   asked is not news to the next viewer ([`Feed::pause`]).
+//! - A **demand clock**: each time the stream asks for a frame the feed notes when, so a producer
+//!   runs only while someone watches (plus its own linger or idle time), and wakes a producer
+//!   that waits for demand ([`Feeder::wanted`], [`Feeder::until_wanted`], [`Feeder::on_demand`]).
+//! - **Patience and NO SIGNAL**: while the producer delivers nothing (still opening, stalled,
+//!   failed), the stream gets a NO SIGNAL picture once a second naming the cause, so viewers stay
+//!   connected and see live frames again on the same connection when the producer recovers. The
+//!   cause is also what the API shows as `last_error`.
+//!
+//! A producer reports its state with [`Feeder::set_live`] and [`Feeder::set_error`]; publishing
+//! a frame means it is live and well. Dropping the [`Feed`] (the stream's side) cancels
+//! [`Feeder::stopped`], which every producer watches.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::options::plausible_size;
+use super::{draw, SourceError, SourceFrame};
+use crate::clock::unix_micros_now;
+
+/// While the producer delivers nothing, a NO SIGNAL frame goes out this often.
+const NO_SIGNAL_EVERY: Duration = Duration::from_secs(1);
+/// How often a waiting stream refreshes its demand (and re-checks its patience, which shrinks
+/// as soon as a producer reports an error).
+const DEMAND_EVERY: Duration = Duration::from_millis(200);
+/// Demand refreshed within this long still counts, on top of a producer's linger: the stream
+/// refreshes it every [`DEMAND_EVERY`] while it waits, and between frames it may not wait at all.
+const DEMAND_GRACE: Duration = Duration::from_secs(1);
+/// Size of NO SIGNAL before any frame or hint says better.
+const DEFAULT_SIZE: (u32, u32) = (640, 480);
+/// `last_demand_ms` before anyone has asked for a frame.
+const NEVER: u64 = u64::MAX;
+
+/// How long the stream waits for a live frame before NO SIGNAL.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    /// While the producer is starting (no frame and no error yet): opening a camera, connecting.
+    pub opening: Duration,
+    /// Once it was live or has failed: at least this, and at least three frame intervals (a
+    /// 1 fps camera is not "lost" between two frames).
+    pub stalled: Duration,
+}
+
+/// What a producer reported.
+#[derive(Default)]
+struct Status {
+    live: bool,
+    error: Option<String>,
+    /// Delivered all it will (a file played once): no NO SIGNAL any more.
+    ended: bool,
+    /// Nominal time between frames, from the producer (a camera's mode).
+    period: Option<Duration>,
+    /// Size to draw NO SIGNAL at before any frame came (a camera's mode, a configured size).
+    size_hint: Option<(u32, u32)>,
+    /// Parts received and dropped (not a JPEG, too large).
+    dropped: u64,
+}
+
+struct Shared {
+    stream: String,
+    /// The device, URL or input as shown to people (never with credentials).
+    what: String,
+    /// What NO SIGNAL says while the producer starts ("opening camera 0").
+    starting: String,
+    status: Mutex<Status>,
+    last_demand_ms: AtomicU64,
+    epoch: Instant,
+    demand: Notify,
+    on_demand: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The status, even if a producer thread panicked while holding it (it holds plain data).
+    fn status(&self) -> MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake_producer(&self) {
+        self.demand.notify_one();
+        if let Some(wake) = self
+            .on_demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            wake();
+        }
+    }
+}
+
+/// The producer's side. Cheap to clone; every clone feeds the same stream.
+#[derive(Clone)]
+pub struct Feeder {
+    shared: Arc<Shared>,
+    tx: Arc<watch::Sender<Option<Arc<SourceFrame>>>>,
+}
+
+/// The stream's side: what its source's `next_frame` waits on.
+pub struct Feed {
+    shared: Arc<Shared>,
+    rx: watch::Receiver<Option<Arc<SourceFrame>>>,
+    /// `None`: no NO SIGNAL at all (pushed frames: nothing to wait for but the pusher).
+    patience: Option<Patience>,
+    /// When the feed last returned a frame (live or NO SIGNAL).
+    last_returned: Instant,
+    /// When it last returned a live frame, and the interval before that one.
+    last_live: Option<Instant>,
+    interval: Option<Duration>,
+    showing_no_signal: bool,
+    /// Size of the last live frame, if plausible (an untrusted upstream's JPEG header may claim
+    /// 65535x65535), so NO SIGNAL matches it.
+    last_size: Option<(u32, u32)>,
+    /// Set by `pause`: the next `next_frame` starts a new wait.
+    paused: bool,
+}
+
+/// A new feed for stream `stream`. `what` names the device or input as shown (no credentials);
+/// `starting` is what NO SIGNAL says before the producer has been live or failed.
+pub fn channel(
+    stream: &str,
+    what: String,
+    starting: String,
+    patience: Option<Patience>,
+) -> (Feed, Feeder) {
+    let (tx, rx) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        stream: stream.to_string(),
+        what,
+        starting,
+        status: Mutex::default(),
+        last_demand_ms: AtomicU64::new(NEVER),
+        epoch: Instant::now(),
+        demand: Notify::new(),
+        on_demand: Mutex::new(None),
+        stop: CancellationToken::new(),
+    });
+    let feed = Feed {
+        shared: shared.clone(),
+        rx,
+        patience,
+        last_returned: Instant::now(),
+        last_live: None,
+        interval: None,
+        showing_no_signal: false,
+        last_size: None,
+        // The first request starts the NO SIGNAL clock, as after a pause.
+        paused: true,
+    };
+    let feeder = Feeder {
+        shared,
+        tx: Arc::new(tx),
+    };
+    (feed, feeder)
+}
+
+impl Feeder {
+    /// Publishes a frame as the newest, replacing one not taken yet. Frames flow: the producer is
+    /// live and whatever went wrong before is over.
+    pub fn publish(&self, frame: SourceFrame) {
+        {
+            let mut status = self.shared.status();
+            status.live = true;
+            status.error = None;
+        }
+        self.tx.send_replace(Some(Arc::new(frame)));
+    }
+
+    /// Live (a device open, a connection up; clears the error) or not (closed, released; the
+    /// error stays for the API).
+    pub fn set_live(&self, live: bool) {
+        let mut status = self.shared.status();
+        status.live = live;
+        if live {
+            status.error = None;
+        }
+    }
+
+    /// Something went wrong: NO SIGNAL and the API say so until a frame is published or the
+    /// producer is live again.
+    pub fn set_error(&self, error: impl Into<String>) {
+        let mut status = self.shared.status();
+        status.live = false;
+        status.error = Some(error.into());
+    }
+
+    /// The producer delivered all it will (`true`, a file played once): viewers keep the last
+    /// frame and no NO SIGNAL follows; `false` when it starts again.
+    pub fn set_ended(&self, ended: bool) {
+        self.shared.status().ended = ended;
+    }
+
+    /// What the producer knows of its frames before they come: the nominal interval between
+    /// them and their size.
+    pub fn set_format(&self, period: Option<Duration>, size: Option<(u32, u32)>) {
+        let mut status = self.shared.status();
+        status.period = period;
+        status.size_hint = size;
+    }
+
+    /// Counts a part received and dropped (not a JPEG, too large).
+    pub fn count_dropped(&self) {
+        self.shared.status().dropped += 1;
+    }
+
+    /// Called whenever the stream asks for a frame: for a producer thread that parks while nobody
+    /// asks (an async producer uses [`Feeder::until_wanted`] instead).
+    pub fn on_demand(&self, wake: impl Fn() + Send + Sync + 'static) {
+        *self
+            .shared
+            .on_demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(wake));
+    }
+
+    /// True if the stream asked for a frame within `linger` (and a second's grace).
+    pub fn wanted(&self, linger: Duration) -> bool {
+        let last = self.shared.last_demand_ms.load(Ordering::Acquire);
+        last != NEVER
+            && self.shared.now_ms().saturating_sub(last)
+                < (linger + DEMAND_GRACE).as_millis() as u64
+    }
+
+    /// Counts as asked for now (`--require-camera` opens the camera before any viewer).
+    pub fn want_now(&self) {
+        self.shared
+            .last_demand_ms
+            .store(self.shared.now_ms(), Ordering::Release);
+    }
+
+    /// Waits until [`Feeder::wanted`]; false if the feed was dropped first.
+    pub async fn until_wanted(&self, linger: Duration) -> bool {
+        while !self.wanted(linger) {
+            tokio::select! {
+                _ = self.shared.demand.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = self.shared.stop.cancelled() => return false,
+            }
+        }
+        true
+    }
+
+    /// Cancelled when the stream's side is dropped (the relay shuts down): producers end.
+    pub fn stopped(&self) -> &CancellationToken {
+        &self.shared.stop
+    }
+}
+
+impl Feed {
+    /// Waits for the next live frame; while none comes within the patience, returns NO SIGNAL
+    /// once a second.
+    pub async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
+        if std::mem::take(&mut self.paused) {
+            self.last_returned = Instant::now();
+            self.showing_no_signal = false;
+            // Frames from before the pause (a producer runs on for its linger) are old by now:
+            // only what arrives from here on counts.
+            self.rx.borrow_and_update();
+        }
+        loop {
+            self.shared
+                .last_demand_ms
+                .store(self.shared.now_ms(), Ordering::Release);
+            self.shared.wake_producer();
+            let no_signal_at = self.patience().map(|p| self.last_returned + p);
+            let wake = Instant::now() + DEMAND_EVERY;
+            let wake = no_signal_at.map_or(wake, |at| at.min(wake));
+            tokio::select! {
+                changed = self.rx.changed() => {
+                    changed.map_err(|_| SourceError::Failed(format!("{} has stopped", self.shared.what)))?;
+                    let Some(frame) = self.rx.borrow_and_update().clone() else { continue };
+                    let now = Instant::now();
+                    self.interval = self.last_live.map(|t| now - t);
+                    self.last_live = Some(now);
+                    self.last_returned = now;
+                    self.showing_no_signal = false;
+                    if plausible_size((frame.width, frame.height)) {
+                        self.last_size = Some((frame.width, frame.height));
+                    }
+                    return Ok(SourceFrame::clone(&frame));
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    if no_signal_at.is_some_and(|at| Instant::now() >= at) {
+                        self.last_returned = Instant::now();
+                        self.showing_no_signal = true;
+                        return self.no_signal();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nobody watches any more. When someone does again, the producer (which may have closed
+    /// meanwhile) gets its full opening patience before NO SIGNAL.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Why the producer is not delivering live frames, while it is not.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.status().error.clone()
+    }
+
+    /// Parts the producer dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.shared.status().dropped
+    }
+
+    /// The size of the last live frame, if plausible.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.last_size
+    }
+
+    /// True while the last frame returned was NO SIGNAL.
+    pub fn showing_no_signal(&self) -> bool {
+        self.showing_no_signal
+    }
+
+    /// How long to wait for a live frame before NO SIGNAL; `None`: wait for ever.
+    fn patience(&self) -> Option<Duration> {
+        let patience = self.patience?;
+        let status = self.shared.status();
+        if status.ended {
+            return None;
+        }
+        if self.showing_no_signal {
+            return Some(NO_SIGNAL_EVERY);
+        }
+        if !status.live && status.error.is_none() {
+            return Some(patience.opening);
+        }
+        let period = status.period.into_iter().chain(self.interval).max();
+        Some(period.map_or(patience.stalled, |p| patience.stalled.max(p * 3)))
+    }
+
+    fn no_signal(&mut self) -> Result<SourceFrame, SourceError> {
+        let (reason, size_hint) = {
+            let mut status = self.shared.status();
+            let reason = match (&status.error, status.live) {
+                (Some(err), _) => err.clone(),
+                (None, true) => {
+                    let since = self.last_live.map_or(0, |t| t.elapsed().as_secs()).max(1);
+                    let reason = format!("no frame from {} for {since} s", self.shared.what);
+                    status.error = Some(reason.clone());
+                    reason
+                }
+                (None, false) => self.shared.starting.clone(),
+            };
+            (reason, status.size_hint)
+        };
+        let (w, h) = self.last_size.or(size_hint).unwrap_or(DEFAULT_SIZE);
+        let captured_micros = unix_micros_now();
+        let jpeg = render_no_signal(
+            &self.shared.stream,
+            &reason,
+            w as usize,
+            h as usize,
+            captured_micros,
+        )
+        .map_err(|e| SourceError::Failed(format!("cannot draw NO SIGNAL: {e}")))?;
+        Ok(SourceFrame {
+            captured_micros,
+            jpeg: Bytes::from(jpeg),
+            width: w,
+            height: h,
+        })
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+        // A producer thread parked waiting for demand sees the stop now, not at its next timeout.
+        self.shared.wake_producer();
+    }
+}
+
+/// The NO SIGNAL picture: the stream's name, why, and the time (so a viewer can see it is the
+/// relay talking, live, and not a frozen camera).
+pub fn render_no_signal(
+    stream: &str,
+    reason: &str,
+    width: usize,
+    height: usize,
+    now_micros: u64,
+) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+    let mut rgb = vec![0u8; width * height * 3];
+    draw::fill(&mut rgb, width, height, (0, 0, width, height), [24, 24, 32]);
+    let big = (width / 160).clamp(1, 6);
+    let small = (width / 480).clamp(1, 3);
+    let mut y = height / 6;
+    let x = width / 12;
+    draw::text(
+        &mut rgb,
+        width,
+        height,
+        (x, y),
+        big,
+        "NO SIGNAL",
+        [255, 80, 80],
+    );
+    y += 12 * big;
+    let title = format!("stream {stream}");
+    draw::text(
+        &mut rgb,
+        width,
+        height,
+        (x, y),
+        small,
+        &title,
+        [230, 230, 230],
+    );
+    y += 12 * small;
+    // Wrap the reason to the width, between words where it can.
+    let per_line = ((width - x) / (8 * small)).max(8);
+    for line in wrap(reason, per_line).iter().take(6) {
+        draw::text(
+            &mut rgb,
+            width,
+            height,
+            (x, y),
+            small,
+            line,
+            [200, 200, 120],
+        );
+        y += 10 * small;
+    }
+    let secs = now_micros / 1_000_000;
+    let clock = format!(
+        "{:02}:{:02}:{:02} UTC - retrying",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    let at = (x, y + 4 * small);
+    draw::text(&mut rgb, width, height, at, small, &clock, [160, 160, 160]);
+    draw::encode_rgb(&rgb, width, height, 70, 32 * 1024)
+}
+
+/// Greedy word wrap to `width` characters; words longer than a line are cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_between_words() {
+        assert_eq!(
+            wrap("no such file or directory", 12),
+            ["no such file", "or directory"]
+        );
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert!(wrap("", 10).is_empty());
+    }
+
+    #[test]
+    fn no_signal_is_a_jpeg_of_the_asked_size() {
+        let jpeg = render_no_signal("cam", "cannot open camera 0: gone", 320, 240, 0).unwrap();
+        assert_eq!(crate::jpeg::dimensions(&jpeg), Some((320, 240)));
+    }
+
+    fn frame(width: u32) -> SourceFrame {
+        let jpeg = render_no_signal("t", "x", width as usize, 120, 0).unwrap();
+        SourceFrame {
+            captured_micros: 1,
+            jpeg: Bytes::from(jpeg),
+            width,
+            height: 120,
+        }
+    }
+
+    const QUICK: Patience = Patience {
+        opening: Duration::from_millis(300),
+        stalled: Duration::from_millis(300),
+    };
+
+    #[tokio::test]
+    async fn live_frames_then_no_signal_naming_the_cause_then_live_again() {
+        let (mut feed, feeder) =
+            channel("cam", "/dev/video9".into(), "opening".into(), Some(QUICK));
+        assert!(!feeder.wanted(Duration::ZERO), "nobody asked yet");
+        let producer = feeder.clone();
+        tokio::spawn(async move {
+            producer.until_wanted(Duration::ZERO).await;
+            producer.publish(frame(160));
+        });
+        let live = feed.next_frame().await.unwrap();
+        assert_eq!(live.width, 160);
+        assert!(feeder.wanted(Duration::ZERO), "asking is demand");
+        // The producer fails: NO SIGNAL says why, at the last frame's size, and so does the API.
+        feeder.set_error("camera unplugged");
+        let started = Instant::now();
+        let no_signal = feed.next_frame().await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!((no_signal.width, no_signal.height), (160, 120));
+        assert_eq!(feed.last_error().as_deref(), Some("camera unplugged"));
+        assert!(feed.showing_no_signal());
+        // A frame: live again, error gone.
+        feeder.publish(frame(200));
+        assert_eq!(feed.next_frame().await.unwrap().width, 200);
+        assert_eq!(feed.last_error(), None);
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_named_and_an_ended_producer_is_not_no_signal() {
+        let (mut feed, feeder) =
+            channel("cam", "rtsp://cam/x".into(), "starting".into(), Some(QUICK));
+        let producer = feeder.clone();
+        tokio::spawn(async move {
+            producer.until_wanted(Duration::ZERO).await;
+            producer.publish(frame(160));
+        });
+        assert_eq!(feed.next_frame().await.unwrap().width, 160);
+        // Live, then nothing: NO SIGNAL names the stall.
+        feed.next_frame().await.unwrap();
+        assert!(feed.showing_no_signal());
+        let error = feed.last_error().unwrap();
+        assert!(error.contains("no frame from rtsp://cam/x"), "{error}");
+        feeder.set_ended(true);
+        let waited = tokio::time::timeout(Duration::from_millis(600), feed.next_frame()).await;
+        assert!(waited.is_err(), "an ended producer's stream just waits");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_feed_stops_the_producer() {
+        let (feed, feeder) = channel("cam", "x".into(), "starting".into(), None);
+        drop(feed);
+        assert!(feeder.stopped().is_cancelled());
+        assert!(!feeder.until_wanted(Duration::ZERO).await);
+    }
+}
