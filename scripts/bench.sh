@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the figures in docs/benchmarks.md: builds release binaries, makes ~48 KB 640x480
 # frames, starts the relay on loopback and runs the load client against it, one configuration
-# after another, then the dashboard in headless Chromium for 5 minutes. Results go to
-# bench-out/*.json. Takes about 9 minutes.
+# after another, then the relay against the floor (scripts/bench-floor.sh: ../shared/floor and the
+# relay through the same load in alternating rounds, reported as ratios), then the dashboard in
+# headless Chromium for 5 minutes. Results go to bench-out/*.json. Takes about 14 minutes.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cargo build --release -p mjpeg-relay -p mjpeg-bench
@@ -54,6 +55,9 @@ kill "$edge_pid"; wait "$edge_pid" || true
 relay_pid=$origin_pid
 stop_relay
 
+echo "== the relay against the floor (../shared/floor): 100 and 1000 viewers, 3 alternating rounds"
+RELAY_BIN=target/release/mjpeg-relay BENCH_BIN=target/release/mjpeg-bench scripts/bench-floor.sh
+
 echo "== camera: encoding raw 1280x720 YUYV frames on one core"
 target/release/mjpeg-bench encode-yuyv --width 1280 --height 720 --frames 300 > "$out/encode-yuyv.json"
 
@@ -66,4 +70,4 @@ target/release/mjpeg-bench dashboard "http://127.0.0.1:$port/" --seconds 300 --f
   --json "$out/dashboard.json" >/dev/null
 stop_relay
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge encode-yuyv wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done
+for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge floor encode-yuyv wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done

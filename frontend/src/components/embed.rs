@@ -1,6 +1,7 @@
 //! The "embed" panel: the plain `<img>` snippet a legacy page needs, with the page's own origin
 //! filled in, and a copy button.
 
+use mjpeg_shared::api::Endpoints;
 use yew::prelude::*;
 
 use crate::web;
@@ -13,9 +14,10 @@ pub struct EmbedProps {
 #[component]
 pub fn EmbedPanel(props: &EmbedProps) -> Html {
     let origin = web::window().location().origin().unwrap_or_default();
+    let endpoints = Endpoints::for_stream(&props.name);
     let snippet = format!(
-        "<img src=\"{origin}/streams/{}.mjpg\" alt=\"{}\">",
-        props.name, props.name
+        "<img src=\"{origin}{}\" alt=\"{}\">",
+        endpoints.classic, props.name
     );
     let copied = use_state_eq(|| false);
     let onclick = {
@@ -44,7 +46,7 @@ pub fn EmbedPanel(props: &EmbedProps) -> Html {
             <p class="hint">
                 { "Per-viewer options: " }<code>{ "?fps=5" }</code>{ " caps the rate; " }
                 <code>{ "?layout=strict" }</code>{ " puts Content-Length on every part for strict parsers. " }
-                { "Latest frame as one JPEG: " }<code>{ format!("/streams/{}.jpg", props.name) }</code>
+                { "Latest frame as one JPEG: " }<code>{ endpoints.snapshot }</code>
             </p>
         </details>
     }

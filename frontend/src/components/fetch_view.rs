@@ -1,6 +1,7 @@
 //! The fetch path's picture: a canvas the [`crate::player::Player`] paints, its overlay and
 //! chart; in its place a plain `<img>` while the player falls back.
 
+use mjpeg_shared::api::Endpoints;
 use yew::prelude::*;
 
 use super::chart::Chart;
@@ -22,7 +23,7 @@ pub struct FetchViewProps {
 #[component]
 pub fn FetchView(props: &FetchViewProps) -> Html {
     let canvas = use_node_ref();
-    let url = AttrValue::from(format!("/streams/{}.frames", props.name));
+    let url = AttrValue::from(Endpoints::for_stream(&props.name).frames);
     let view = use_player(url, canvas.clone());
     let mode = view
         .as_ref()

@@ -3,6 +3,7 @@
 //! path's fallback.
 
 use gloo_timers::callback::Timeout;
+use mjpeg_shared::api::Endpoints;
 use web_sys::HtmlImageElement;
 use yew::prelude::*;
 
@@ -84,7 +85,7 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
         use_effect_with(p50.map(f64::to_bits), move |_| on_p50.emit(p50));
     }
 
-    let base = format!("/streams/{}.mjpg", props.name);
+    let base = Endpoints::for_stream(&props.name).classic;
     let src = crate::auth::with_token(&match (props.epoch, *generation) {
         (0, 0) => base,
         (e, g) => format!("{base}?reload={e}.{g}"),

@@ -1,6 +1,7 @@
 //! A viewer that holds no connection: the stream's latest frame as one snapshot, and why it is
 //! paused.
 
+use mjpeg_shared::api::Endpoints;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -16,7 +17,7 @@ pub fn Paused(props: &PausedProps) -> Html {
     html! {
         <div class="pane paused">
             <div class="picture">
-                <img src={crate::auth::with_token(&format!("/streams/{}.jpg?t={}", props.name, *at))}
+                <img src={crate::auth::with_token(&format!("{}?t={}", Endpoints::for_stream(&props.name).snapshot, *at))}
                     alt={format!("stream {}, paused", props.name)} />
                 <div class="overlay primary" data-transport="none" data-state="paused">
                     <div class="big">{ "paused" }</div>
