@@ -5,8 +5,9 @@
 #   scripts/setup.sh            everything (what the test command needs)
 #   scripts/setup.sh --run      only what running the relay with the dashboard needs
 #
-# Versions are pinned to what ../shared/TOOLCHAIN.md found to build here with no network beyond the
-# package registries; keep them in step with Trunk.toml and frontend/Cargo.toml.
+# Versions are pinned to ones that build here with no network beyond the package registries (the
+# wasm-bindgen CLI must equal frontend/Cargo.toml's wasm-bindgen; Trunk 0.21 drives both); keep
+# them in step with Trunk.toml and frontend/Cargo.toml.
 set -euo pipefail
 
 TRUNK_VERSION=0.21.14

@@ -1,10 +1,11 @@
 //! How many streams the dashboard may hold open at once.
 //!
 //! Over HTTP/1.1 a browser opens at most six connections per host, shared by every stream,
-//! `<img>` and API call of every tab (FIELD-NOTES). Each open stream holds one for as long as it
-//! plays; the seventh request waits silently. So the dashboard hands out [`HTTP1_STREAM_SLOTS`]
-//! slots (leaving two for its own API calls, clock probes and snapshots), in the order the
-//! streams are listed; a viewer that does not fit stays paused on its last frame and says why.
+//! `<img>` and API call of every tab (Chrome, Firefox and Safari alike). Each open stream holds
+//! one for as long as it plays; the seventh request waits silently. So the dashboard hands out
+//! [`HTTP1_STREAM_SLOTS`] slots (leaving two for its own API calls, clock probes and snapshots),
+//! in the order the streams are listed; a viewer that does not fit stays paused on its last frame
+//! and says why.
 //! Over HTTP/2 or HTTP/3 one connection carries every stream, and the limit is the server's.
 //!
 //! Plain Rust, no browser.

@@ -1,6 +1,6 @@
 //! JSON bodies of the relay's `/api/*` endpoints and of its error responses.
 //!
-//! Field names are part of the public API (`docs/api.md` will describe them); add fields, do not
+//! Field names are part of the public API (`docs/api.md` describes them); add fields, do not
 //! rename them. Optional fields are omitted when unknown rather than sent as `null`.
 
 use serde::{Deserialize, Serialize};

@@ -92,9 +92,9 @@ async fn chromium_shows_the_newest_frame_not_the_one_before() -> anyhow::Result<
         );
     }
 
-    // The strict layout (boundary after the frame, no advance headers): Chrome waits for the
-    // next part's headers, so it shows the frame before (FIELD-NOTES: Chrome's behaviour, not
-    // ours, so only printed). What is asserted is what a person would see: the strict stream
+    // The strict layout (boundary after the frame, no advance headers): Chrome hands a part to
+    // its decoder only when the next part's headers arrive, so it shows the frame before (the
+    // reason the default layout sends those headers at once; docs/wire-format.md). What is asserted is what a person would see: the strict stream
     // plays too, at most that one frame behind.
     client
         .execute(

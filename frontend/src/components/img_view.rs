@@ -64,7 +64,8 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
             }
         });
     }
-    // FIELD-NOTES: removing an <img> may leave its connection open; empty its src first.
+    // Browsers may keep a removed multipart <img>'s connection open (and with it one of the six
+    // per host, and the relay's viewer): empty its src first, which ends the request.
     {
         let img = img.clone();
         use_effect_with((), move |_| {

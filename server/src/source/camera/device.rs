@@ -174,7 +174,8 @@ pub trait CameraBackend: Send + Sync + 'static {
     ) -> Result<Box<dyn CameraDevice>, CameraError>;
 }
 
-/// An open, streaming device. Lives on one thread.
+/// An open, streaming device. Lives on the camera's reader thread, where it was opened (nokhwa's
+/// `Camera` is not `Send`).
 pub trait CameraDevice {
     /// The device's name, for the API.
     fn name(&self) -> String;
