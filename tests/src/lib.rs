@@ -136,6 +136,11 @@ impl TestRelay {
         self.json(&format!("/api/streams/{name}")).await
     }
 
+    /// Viewers connected now, over all streams, as the relay counts them.
+    pub fn viewers(&self) -> u64 {
+        self.relay.site.streams.iter().map(|s| s.viewers()).sum()
+    }
+
     /// `GET /api/streams`, typed.
     pub async fn list(&self) -> Result<StreamList> {
         self.json("/api/streams").await

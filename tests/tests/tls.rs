@@ -68,13 +68,7 @@ async fn ten_streams_share_one_h2_connection_at_full_rate() -> anyhow::Result<()
             "viewer {i} got {n} frames in 2 s at 30 fps: {counts:?}"
         );
     }
-    let viewers_now: u64 = relay
-        .relay
-        .site
-        .streams
-        .iter()
-        .map(|s| s.info().viewers)
-        .sum();
+    let viewers_now = relay.viewers();
     assert_eq!(viewers_now, 10);
     drop(viewers);
     relay.stop().await?;
@@ -367,13 +361,7 @@ async fn the_dashboard_over_h2_plays_six_streams_at_once() -> anyhow::Result<()>
         let name = format!("s{i}");
         mjpeg_relay_tests::browser::wait_playing(&browser, &name).await?;
     }
-    let viewers: u64 = relay
-        .relay
-        .site
-        .streams
-        .iter()
-        .map(|s| s.info().viewers)
-        .sum();
+    let viewers = relay.viewers();
     assert_eq!(viewers, 6);
     assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;

@@ -13,9 +13,11 @@
 //!   cause is also what the API shows as `last_error`.
 //!
 //! A producer reports its state with [`Feeder::set_live`] and [`Feeder::set_error`]; publishing
-//! a frame means it is live and well. Dropping the [`Feed`] (the stream's side) cancels
-//! [`Feeder::stopped`], which every producer watches.
+//! a frame means it is live and well. An async producer (a connection, a child process) runs in
+//! [`Feeder::pump`], the one retry loop: attempt while wanted, back off after a failure. Dropping
+//! the [`Feed`] (the stream's side) cancels [`Feeder::stopped`], which every producer watches.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,6 +42,24 @@ const DEMAND_GRACE: Duration = Duration::from_secs(1);
 const DEFAULT_SIZE: (u32, u32) = (640, 480);
 /// `last_demand_ms` before anyone has asked for a frame.
 const NEVER: u64 = u64::MAX;
+/// A pump's restart backoff: doubles from 250 ms up to 5 s; reset by an attempt that delivered.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often a finished producer looks whether everyone has left.
+const FINISHED_CHECK: Duration = Duration::from_millis(250);
+
+/// How one attempt of a pumped producer ended, when it did not fail.
+pub enum Ended {
+    /// Nobody watches any more (past the linger): stopped on purpose.
+    Released,
+    /// Delivered all it will (a file played once): the last frame stays and no NO SIGNAL
+    /// follows while anyone watches; the next viewer after everyone left starts it again.
+    Finished,
+}
+
+/// Why an attempt failed, and whether it delivered any frame first (the backoff then starts
+/// over: the producer worked, and the next failure is news).
+pub type Failure = (String, bool);
 
 /// How long the stream waits for a live frame before NO SIGNAL.
 #[derive(Clone, Copy, Debug)]
@@ -258,6 +278,57 @@ impl Feeder {
     pub fn stopped(&self) -> &CancellationToken {
         &self.shared.stop
     }
+
+    /// The loop of an async producer, until the feed is dropped: wait until frames are wanted
+    /// (within `linger`), make one `attempt` (connect and read, run a child process), and after
+    /// a failure say why (NO SIGNAL, the API, the log) and try again with backoff.
+    pub async fn pump<F, Fut>(&self, linger: Duration, mut attempt: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Ended, Failure>>,
+    {
+        let mut backoff = BACKOFF_START;
+        while self.until_wanted(linger).await {
+            let result = tokio::select! {
+                r = attempt() => r,
+                _ = self.shared.stop.cancelled() => return,
+            };
+            let pause = match result {
+                Ok(Ended::Released) => {
+                    tracing::debug!("released: nobody watching");
+                    self.set_live(false);
+                    backoff = BACKOFF_START;
+                    continue;
+                }
+                Ok(Ended::Finished) => {
+                    tracing::info!("delivered all it will");
+                    self.set_ended(true);
+                    while self.wanted(linger) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(FINISHED_CHECK) => {}
+                            _ = self.shared.stop.cancelled() => return,
+                        }
+                    }
+                    self.set_ended(false);
+                    self.set_live(false);
+                    continue;
+                }
+                Err((err, delivered)) => {
+                    if delivered {
+                        backoff = BACKOFF_START;
+                    }
+                    tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source unavailable");
+                    self.set_error(err);
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.shared.stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
 }
 
 impl Feed {
@@ -402,43 +473,7 @@ pub fn render_no_signal(
     draw::fill(&mut rgb, width, height, (0, 0, width, height), [24, 24, 32]);
     let big = (width / 160).clamp(1, 6);
     let small = (width / 480).clamp(1, 3);
-    let mut y = height / 6;
     let x = width / 12;
-    draw::text(
-        &mut rgb,
-        width,
-        height,
-        (x, y),
-        big,
-        "NO SIGNAL",
-        [255, 80, 80],
-    );
-    y += 12 * big;
-    let title = format!("stream {stream}");
-    draw::text(
-        &mut rgb,
-        width,
-        height,
-        (x, y),
-        small,
-        &title,
-        [230, 230, 230],
-    );
-    y += 12 * small;
-    // Wrap the reason to the width, between words where it can.
-    let per_line = ((width - x) / (8 * small)).max(8);
-    for line in wrap(reason, per_line).iter().take(6) {
-        draw::text(
-            &mut rgb,
-            width,
-            height,
-            (x, y),
-            small,
-            line,
-            [200, 200, 120],
-        );
-        y += 10 * small;
-    }
     let secs = now_micros / 1_000_000;
     let clock = format!(
         "{:02}:{:02}:{:02} UTC - retrying",
@@ -446,8 +481,27 @@ pub fn render_no_signal(
         (secs / 60) % 60,
         secs % 60
     );
-    let at = (x, y + 4 * small);
-    draw::text(&mut rgb, width, height, at, small, &clock, [160, 160, 160]);
+    // Lines from the top, each with its scale, colour and the gap below it; the reason wrapped
+    // to the width, between words where it can.
+    let per_line = ((width - x) / (8 * small)).max(8);
+    let mut lines = vec![
+        ("NO SIGNAL".to_string(), big, [255, 80, 80], 12 * big),
+        (
+            format!("stream {stream}"),
+            small,
+            [230, 230, 230],
+            12 * small,
+        ),
+    ];
+    let wrapped = wrap(reason, per_line).into_iter().take(6);
+    lines.extend(wrapped.map(|l| (l, small, [200, 200, 120], 10 * small)));
+    lines.push((String::new(), small, [0, 0, 0], 4 * small));
+    lines.push((clock, small, [160, 160, 160], 0));
+    let mut y = height / 6;
+    for (text, scale, color, gap) in &lines {
+        draw::text(&mut rgb, width, height, (x, y), *scale, text, *color);
+        y += gap;
+    }
     draw::encode_rgb(&rgb, width, height, 70, 32 * 1024)
 }
 
@@ -508,6 +562,16 @@ mod tests {
         }
     }
 
+    /// A producer that publishes `frame` once the stream asks (a frame published before the
+    /// first ask is old news by then).
+    fn publish_when_asked(feeder: &Feeder, frame: SourceFrame) {
+        let producer = feeder.clone();
+        tokio::spawn(async move {
+            producer.until_wanted(Duration::ZERO).await;
+            producer.publish(frame);
+        });
+    }
+
     const QUICK: Patience = Patience {
         opening: Duration::from_millis(300),
         stalled: Duration::from_millis(300),
@@ -518,11 +582,7 @@ mod tests {
         let (mut feed, feeder) =
             channel("cam", "/dev/video9".into(), "opening".into(), Some(QUICK));
         assert!(!feeder.wanted(Duration::ZERO), "nobody asked yet");
-        let producer = feeder.clone();
-        tokio::spawn(async move {
-            producer.until_wanted(Duration::ZERO).await;
-            producer.publish(frame(160));
-        });
+        publish_when_asked(&feeder, frame(160));
         let live = feed.next_frame().await.unwrap();
         assert_eq!(live.width, 160);
         assert!(feeder.wanted(Duration::ZERO), "asking is demand");
@@ -544,11 +604,7 @@ mod tests {
     async fn a_stall_is_named_and_an_ended_producer_is_not_no_signal() {
         let (mut feed, feeder) =
             channel("cam", "rtsp://cam/x".into(), "starting".into(), Some(QUICK));
-        let producer = feeder.clone();
-        tokio::spawn(async move {
-            producer.until_wanted(Duration::ZERO).await;
-            producer.publish(frame(160));
-        });
+        publish_when_asked(&feeder, frame(160));
         assert_eq!(feed.next_frame().await.unwrap().width, 160);
         // Live, then nothing: NO SIGNAL names the stall.
         feed.next_frame().await.unwrap();

@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::Command;
 use tracing::Instrument;
 
-use super::feed::{self, Feed, Feeder, Patience};
+use super::feed::{self, Ended, Failure, Feed, Feeder, Patience};
 use super::options::{
     parse_flag, parse_fps, parse_quality, parse_size, unknown_param, Parts, MAX_SOURCE_FPS,
 };
@@ -42,9 +42,6 @@ const PATIENCE: Patience = Patience {
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the pump looks up from a silent ffmpeg to see whether anyone still watches.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
-/// Restart backoff: doubles from 250 ms up to 5 s; reset once a run delivered frames.
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The ffmpeg program; tests point it elsewhere to see what happens without one.
 const FFMPEG: &str = "ffmpeg";
@@ -201,7 +198,16 @@ impl FfmpegSource {
         let period = options.fps.map(|fps| Duration::from_secs_f64(1.0 / fps));
         feeder.set_format(period, options.size);
         let span = tracing::info_span!("ffmpeg", input = %shown);
-        tokio::spawn(pump(program, options.clone(), feeder).instrument(span));
+        let pump = {
+            let options = options.clone();
+            // Linger 0: ffmpeg stops about a second after the last viewer.
+            async move {
+                feeder
+                    .pump(Duration::ZERO, || run_once(&program, &options, &feeder))
+                    .await
+            }
+        };
+        tokio::spawn(pump.instrument(span));
         Ok(FfmpegSource { options, feed })
     }
 }
@@ -231,64 +237,13 @@ impl Source for FfmpegSource {
     }
 }
 
-/// How one ffmpeg run ended, when it did not fail.
-enum Ended {
-    /// Nobody watches any more: stopped on purpose.
-    Released,
-    /// A file played to its end, once, as asked (`loop=0`).
-    PlayedOnce,
-}
-
-/// The pump: one ffmpeg at a time, only while wanted; started again with backoff when it fails.
-async fn pump(program: String, options: FfmpegOptions, feeder: Feeder) {
-    let mut backoff = BACKOFF_START;
-    while feeder.until_wanted(Duration::ZERO).await {
-        let result = tokio::select! {
-            r = run_once(&program, &options, &feeder) => r,
-            _ = feeder.stopped().cancelled() => return,
-        };
-        match result {
-            Ok(Ended::Released) => {
-                feeder.set_live(false);
-                tracing::debug!("ffmpeg stopped: no viewers");
-                backoff = BACKOFF_START;
-            }
-            Ok(Ended::PlayedOnce) => {
-                // The last frame stays; a viewer who comes after everyone left plays it again.
-                tracing::info!("played to the end (loop=0)");
-                feeder.set_ended(true);
-                while feeder.wanted(Duration::ZERO) {
-                    tokio::select! {
-                        _ = tokio::time::sleep(CHECK_EVERY) => {}
-                        _ = feeder.stopped().cancelled() => return,
-                    }
-                }
-                feeder.set_ended(false);
-                feeder.set_live(false);
-            }
-            Err((err, delivered)) => {
-                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "ffmpeg failed");
-                feeder.set_error(err);
-                if delivered {
-                    backoff = BACKOFF_START;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = feeder.stopped().cancelled() => return,
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
-}
-
 /// One ffmpeg child, read until nobody wants frames, it ends, or it goes silent. Errors carry
 /// why and whether any frame was delivered.
 async fn run_once(
     program: &str,
     options: &FfmpegOptions,
     feeder: &Feeder,
-) -> Result<Ended, (String, bool)> {
+) -> Result<Ended, Failure> {
     let mut child = Command::new(program)
         .args(options.args())
         .stdin(Stdio::null())
@@ -381,7 +336,8 @@ async fn run_once(
         // ffmpeg closed its output: it has ended, or is about to.
         let status = child.wait().await.ok();
         if status.is_some_and(|s| s.success()) && !options.loop_input && !options.is_url() {
-            return Ok(Ended::PlayedOnce);
+            // A file played once, as asked (`loop=0`).
+            return Ok(Ended::Finished);
         }
         // Its stderr closes as it exits: let the reader take the last line before quoting it.
         if let Some(task) = stderr_task {

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Empty};
 use mjpeg_shared::multipart::MultipartParser;
 use tracing::Instrument;
 
-use super::feed::{self, Feed, Feeder, Patience};
+use super::feed::{self, Ended, Failure, Feed, Feeder, Patience};
 use super::options::{parse_max_bytes, parse_params, parse_seconds, unknown_param};
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
 use crate::clock::unix_micros_now;
@@ -217,8 +217,6 @@ const PATIENCE: Patience = Patience {
 /// An upstream that sends nothing for this long is treated as gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub struct UpstreamSource {
     display: String,
@@ -237,7 +235,13 @@ impl UpstreamSource {
             Some(PATIENCE),
         );
         let span = tracing::info_span!("upstream", url = %shown);
-        tokio::spawn(pump(target, options, feeder).instrument(span));
+        let pump = async move {
+            let linger = options.linger;
+            feeder
+                .pump(linger, || stream_once(&target, &options, &feeder))
+                .await
+        };
+        tokio::spawn(pump.instrument(span));
         Ok(UpstreamSource {
             display: shown,
             feed,
@@ -270,44 +274,13 @@ impl Source for UpstreamSource {
     }
 }
 
-/// The pump: one connection at a time, only while wanted (and for `linger` after).
-async fn pump(target: Target, options: UpstreamOptions, feeder: Feeder) {
-    let mut backoff = BACKOFF_START;
-    while feeder.until_wanted(options.linger).await {
-        let result = tokio::select! {
-            r = stream_once(&target, &options, &feeder) => r,
-            _ = feeder.stopped().cancelled() => return,
-        };
-        match result {
-            // Nobody wanted it any more: disconnected on purpose.
-            Ok(()) => {
-                feeder.set_live(false);
-                tracing::debug!("upstream released: nobody watching");
-                backoff = BACKOFF_START;
-            }
-            Err((err, delivered)) => {
-                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "upstream unavailable");
-                feeder.set_error(err);
-                if delivered {
-                    backoff = BACKOFF_START;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = feeder.stopped().cancelled() => return,
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
-}
-
-/// One connection: returns Ok when nobody wants frames any more, Err(why, whether any frame was
-/// delivered) when the upstream failed.
+/// One connection, while wanted (and for `linger` after): `Released` when nobody wants frames
+/// any more, a failure when the upstream failed.
 async fn stream_once(
     target: &Target,
     options: &UpstreamOptions,
     feeder: &Feeder,
-) -> Result<(), (String, bool)> {
+) -> Result<Ended, Failure> {
     let fail = |msg: String| (msg, false);
     let scheme = if target.tls.is_some() {
         "https"
@@ -381,7 +354,7 @@ async fn stream_once(
     let mut delivered = false;
     loop {
         if !feeder.wanted(options.linger) {
-            return Ok(());
+            return Ok(Ended::Released);
         }
         let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
             Err(_) => {
