@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use mjpeg_shared::api::Endpoints;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -103,7 +104,8 @@ pub fn main() -> ExitCode {
             );
         }
         for s in &relay.site.streams {
-            tracing::info!(stream = %s.name, source = %s.spec, "{scheme}://{addr}/streams/{}.mjpg", s.name);
+            let url = Endpoints::for_stream(&s.name).classic;
+            tracing::info!(stream = %s.name, source = %s.spec, "{scheme}://{addr}{url}");
         }
         tokio::spawn(signal_shutdown(shutdown));
         match run(listener, relay).await {

@@ -2,8 +2,10 @@
 //! layer or lower ones (the layers of the crate map in `src/lib.rs`), and no two modules import
 //! each other, directly or round a loop, at any level of the tree.
 //!
-//! Edges are the `crate::` and `super::` paths in the code (comments are left out: a doc link is
-//! not an import). A module's use of its own parent or children is the tree itself and not an
+//! Edges are the `crate::` and `super::` paths in the code, `use` groups expanded (comments are
+//! left out: a doc link is not an import). Not seen: paths through an alias (`use crate as c`),
+//! and `super::` inside an inline module is read as the file's own `super::`; neither is used
+//! in this crate. A module's use of its own parent or children is the tree itself and not an
 //! edge; two siblings' uses of each other are (under `source/`, say, `feed` and `camera`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +43,7 @@ fn modules() -> BTreeMap<Module, String> {
                 module.push(name);
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            let code: Vec<&str> = text
-                .lines()
-                .map(|l| l.split_once("//").map_or(l, |(code, _)| code))
-                .collect();
-            out.insert(module, code.join("\n"));
+            out.insert(module, strip_comments(&text));
         }
     }
     let mut out = BTreeMap::new();
@@ -57,14 +55,48 @@ fn modules() -> BTreeMap<Module, String> {
     out
 }
 
+/// `text` without its comments (a doc link is not an import); string literals are kept whole,
+/// so a `//` inside one (`"http://..."`) is not taken for a comment.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => while chars.next_if(|&c| c != '\n').is_some() {},
+            '/' if chars.peek() == Some(&'*') => {
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            '"' => {
+                out.push(c);
+                while let Some(c) = chars.next() {
+                    out.push(c);
+                    match c {
+                        '\\' => out.extend(chars.next()),
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            // A char literal '"' must not open a string.
+            '\'' if chars.peek() == Some(&'"') => {
+                out.push(c);
+                out.extend(chars.next());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The module paths `code` names after `crate::` or `super::`, made absolute; a brace group
 /// (`super::{feed, options::X}`) gives one path per item.
 fn references(module: &[String], code: &str) -> Vec<Module> {
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect()
-    };
     let mut out = Vec::new();
     for (start, _) in code
         .match_indices("crate::")
@@ -88,44 +120,56 @@ fn references(module: &[String], code: &str) -> Vec<Module> {
             base.pop();
             rest = r;
         }
-        let items: Vec<String> = if let Some(group) = rest.strip_prefix('{') {
-            let mut depth = 0;
-            let end = group
-                .char_indices()
-                .find(|&(_, c)| {
-                    depth += i32::from(c == '{') - i32::from(c == '}');
-                    depth < 0
-                })
-                .map_or(group.len(), |(i, _)| i);
-            let mut items = Vec::new();
-            let mut depth = 0;
-            let mut item = String::new();
-            for c in group[..end].chars() {
-                depth += i32::from(c == '{') - i32::from(c == '}');
-                if c == ',' && depth == 0 {
-                    items.push(std::mem::take(&mut item));
-                } else {
-                    item.push(c);
-                }
-            }
-            items.push(item);
-            items
-        } else {
-            vec![rest.to_string()]
-        };
-        for item in items {
-            let mut path = base.clone();
-            for seg in item.trim().split("::") {
-                let seg = ident(seg.trim());
-                if seg.is_empty() || seg == "self" {
-                    break;
-                }
-                path.push(seg);
-            }
-            out.push(path);
-        }
+        expand(&base, rest, &mut out);
     }
     out
+}
+
+/// Adds to `out` every path of the use tree at the start of `rest` (`a::b`, `a::{b, c::{d}}`,
+/// over several lines), each after `base`.
+fn expand(base: &[String], rest: &str, out: &mut Vec<Module>) {
+    let mut path = base.to_vec();
+    let mut rest = rest.trim_start();
+    if rest.is_empty() {
+        return; // after a group's trailing comma
+    }
+    loop {
+        if let Some(group) = rest.strip_prefix('{') {
+            // The items of the group, split at its top-level commas.
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        expand(&path, &group[start..i], out);
+                        return;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        expand(&path, &group[start..i], out);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let seg: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if seg.is_empty() || seg == "self" {
+            break;
+        }
+        path.push(seg.clone());
+        rest = &rest[seg.len()..];
+        match rest.trim_start().strip_prefix("::") {
+            Some(r) => rest = r.trim_start(),
+            None => break,
+        }
+    }
+    out.push(path);
 }
 
 /// The longest prefix of `path` that is a module.
@@ -231,23 +275,28 @@ fn the_reader_sees_the_graph() {
     let modules = modules();
     assert!(modules.contains_key(&vec!["source".to_string(), "feed".to_string()]));
     let edges = edges(&modules);
-    let has = |from: &str, to: &str| {
-        let split = |s: &str| s.split("::").map(String::from).collect::<Module>();
-        edges.contains(&(split(from), split(to)))
-    };
+    let module = |m: &str| m.split("::").map(String::from).collect::<Module>();
+    let has = |from: &str, to: &str| edges.contains(&(module(from), module(to)));
     assert!(has("fanout::stream", "source"), "{edges:?}");
     assert!(has("source::camera::capture", "source::feed"));
     assert!(has("http::auth", "secret"));
-    let cycle = references(
-        &["source".into(), "push".into()],
-        "use super::{feed::{self, Feed}, options::X};\nlet x = crate::clock::now();",
+    // Groups at any depth and over lines, comments skipped, strings kept whole.
+    let code = strip_comments(
+        "use super::{feed::{self, Feed}, options::X}; // crate::http\n\
+         let x = crate::clock::now(\"http://a\"); let y = crate::net::conn::Y;\n\
+         use crate::source::{\n    feed,\n    camera::capture, /* crate::cli */\n};",
     );
     assert_eq!(
-        cycle,
+        references(&module("source::push"), &code),
         [
-            vec!["clock".to_string(), "now".into()],
-            vec!["source".into(), "feed".into()],
-            vec!["source".into(), "options".into(), "X".into()],
+            "clock::now",
+            "net::conn::Y",
+            "source::feed",
+            "source::camera::capture",
+            "source::feed",
+            "source::feed::Feed",
+            "source::options::X",
         ]
+        .map(module)
     );
 }

@@ -178,13 +178,18 @@ impl Stream {
     }
 
     pub fn counters(&self) -> Counters {
+        // Failures a source covered for itself (NO SIGNAL) count as much as those it returned.
+        let (errors, recoveries) = {
+            let info = self.info.lock().unwrap();
+            (info.errors, info.recoveries)
+        };
         Counters {
             frames_produced: self.frames_produced.load(Ordering::Relaxed),
             frames_sent: self.frames_sent.load(Ordering::Relaxed),
             frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
-            source_errors: self.source_errors.load(Ordering::Relaxed),
-            source_recoveries: self.source_recoveries.load(Ordering::Relaxed),
+            source_errors: self.source_errors.load(Ordering::Relaxed) + errors,
+            source_recoveries: self.source_recoveries.load(Ordering::Relaxed) + recoveries,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Drawing into packed RGB24 buffers: rectangles, 8x8-font text, JPEG encoding. Shared by the
-//! test pattern and the camera's NO SIGNAL frame.
+//! test pattern and the NO SIGNAL picture of every live source ([`super::feed`]).
 
 /// Fills a rectangle, clipped to the image.
 pub fn fill(

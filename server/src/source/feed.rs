@@ -10,7 +10,8 @@
 //! - **Patience and NO SIGNAL**: while the producer delivers nothing (still opening, stalled,
 //!   failed), the stream gets a NO SIGNAL picture once a second naming the cause, so viewers stay
 //!   connected and see live frames again on the same connection when the producer recovers. The
-//!   cause is also what the API shows as `last_error`.
+//!   cause is also what the API shows as `last_error`, and errors count in `/metrics`. A producer
+//!   that finished (a file played once) leaves its last frame, without NO SIGNAL.
 //!
 //! A producer reports its state with [`Feeder::set_live`] and [`Feeder::set_error`]; publishing
 //! a frame means it is live and well. An async producer (a connection, a child process) runs in
@@ -40,20 +41,21 @@ const DEMAND_EVERY: Duration = Duration::from_millis(200);
 const DEMAND_GRACE: Duration = Duration::from_secs(1);
 /// Size of NO SIGNAL before any frame or hint says better.
 const DEFAULT_SIZE: (u32, u32) = (640, 480);
+/// A measured frame interval counts for patience up to this (a source that sent one frame a
+/// minute ago must not make the next stall wait three minutes).
+const MAX_MEASURED_INTERVAL: Duration = Duration::from_secs(10);
 /// `last_demand_ms` before anyone has asked for a frame.
 const NEVER: u64 = u64::MAX;
 /// A pump's restart backoff: doubles from 250 ms up to 5 s; reset by an attempt that delivered.
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How often a finished producer looks whether everyone has left.
-const FINISHED_CHECK: Duration = Duration::from_millis(250);
 
 /// How one attempt of a pumped producer ended, when it did not fail.
 pub enum Ended {
     /// Nobody watches any more (past the linger): stopped on purpose.
     Released,
     /// Delivered all it will (a file played once): the last frame stays and no NO SIGNAL
-    /// follows while anyone watches; the next viewer after everyone left starts it again.
+    /// follows; the producer is not started again.
     Finished,
 }
 
@@ -74,7 +76,11 @@ pub struct Patience {
 /// What a producer reported.
 #[derive(Default)]
 struct Status {
+    /// The device, URL or input as shown to people (never with credentials).
+    what: String,
     live: bool,
+    /// When `live` last turned true, for "no frame for N s" before any frame.
+    live_since: Option<Instant>,
     error: Option<String>,
     /// Delivered all it will (a file played once): no NO SIGNAL any more.
     ended: bool,
@@ -84,12 +90,22 @@ struct Status {
     size_hint: Option<(u32, u32)>,
     /// Parts received and dropped (not a JPEG, too large).
     dropped: u64,
+    /// Errors reported, and recoveries (a frame after an error), for the stream's counters.
+    errors: u64,
+    recoveries: u64,
+}
+
+impl Status {
+    fn set_live(&mut self, live: bool) {
+        if live && !self.live {
+            self.live_since = Some(Instant::now());
+        }
+        self.live = live;
+    }
 }
 
 struct Shared {
     stream: String,
-    /// The device, URL or input as shown to people (never with credentials).
-    what: String,
     /// What NO SIGNAL says while the producer starts ("opening camera 0").
     starting: String,
     status: Mutex<Status>,
@@ -138,15 +154,22 @@ pub struct Feed {
     patience: Option<Patience>,
     /// When the feed last returned a frame (live or NO SIGNAL).
     last_returned: Instant,
-    /// When it last returned a live frame, and the interval before that one.
+    /// When it last returned a live frame.
     last_live: Option<Instant>,
+    /// The time between the last two live frames, measured only when nothing (a pause, NO
+    /// SIGNAL) came between them.
     interval: Option<Duration>,
+    /// The previous live frame, while the next one's interval can be measured.
+    interval_from: Option<Instant>,
     showing_no_signal: bool,
     /// Size of the last live frame, if plausible (an untrusted upstream's JPEG header may claim
     /// 65535x65535), so NO SIGNAL matches it.
     last_size: Option<(u32, u32)>,
     /// Set by `pause`: the next `next_frame` starts a new wait.
     paused: bool,
+    /// Frames that arrived while paused are old news on resume (a camera's or upstream's, which
+    /// run on for their idle time or linger); a pusher's newest frame is not.
+    drop_on_resume: bool,
 }
 
 /// A new feed for stream `stream`. `what` names the device or input as shown (no credentials);
@@ -160,9 +183,11 @@ pub fn channel(
     let (tx, rx) = watch::channel(None);
     let shared = Arc::new(Shared {
         stream: stream.to_string(),
-        what,
         starting,
-        status: Mutex::default(),
+        status: Mutex::new(Status {
+            what,
+            ..Status::default()
+        }),
         last_demand_ms: AtomicU64::new(NEVER),
         epoch: Instant::now(),
         demand: Notify::new(),
@@ -176,10 +201,12 @@ pub fn channel(
         last_returned: Instant::now(),
         last_live: None,
         interval: None,
+        interval_from: None,
         showing_no_signal: false,
         last_size: None,
         // The first request starts the NO SIGNAL clock, as after a pause.
         paused: true,
+        drop_on_resume: true,
     };
     let feeder = Feeder {
         shared,
@@ -194,8 +221,10 @@ impl Feeder {
     pub fn publish(&self, frame: SourceFrame) {
         {
             let mut status = self.shared.status();
-            status.live = true;
-            status.error = None;
+            status.set_live(true);
+            if status.error.take().is_some() {
+                status.recoveries += 1;
+            }
         }
         self.tx.send_replace(Some(Arc::new(frame)));
     }
@@ -204,24 +233,30 @@ impl Feeder {
     /// error stays for the API).
     pub fn set_live(&self, live: bool) {
         let mut status = self.shared.status();
-        status.live = live;
+        status.set_live(live);
         if live {
             status.error = None;
         }
+    }
+
+    /// The device as shown from now on (a camera's name once it is open).
+    pub fn set_what(&self, what: String) {
+        self.shared.status().what = what;
     }
 
     /// Something went wrong: NO SIGNAL and the API say so until a frame is published or the
     /// producer is live again.
     pub fn set_error(&self, error: impl Into<String>) {
         let mut status = self.shared.status();
-        status.live = false;
+        status.set_live(false);
         status.error = Some(error.into());
+        status.errors += 1;
     }
 
-    /// The producer delivered all it will (`true`, a file played once): viewers keep the last
-    /// frame and no NO SIGNAL follows; `false` when it starts again.
-    pub fn set_ended(&self, ended: bool) {
-        self.shared.status().ended = ended;
+    /// The producer delivered all it will (a file played once): viewers keep the last frame
+    /// and no NO SIGNAL follows.
+    pub fn set_ended(&self) {
+        self.shared.status().ended = true;
     }
 
     /// What the producer knows of its frames before they come: the nominal interval between
@@ -247,12 +282,16 @@ impl Feeder {
             .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(wake));
     }
 
-    /// True if the stream asked for a frame within `linger` (and a second's grace).
+    /// True if the stream asked for a frame within `linger`, plus a second's grace (so that
+    /// `linger` 0 means "while watched": the stream asks only every so often).
     pub fn wanted(&self, linger: Duration) -> bool {
+        self.asked_within(linger + DEMAND_GRACE)
+    }
+
+    /// True if the stream asked for a frame within `window`, exactly (a camera's idle time).
+    pub fn asked_within(&self, window: Duration) -> bool {
         let last = self.shared.last_demand_ms.load(Ordering::Acquire);
-        last != NEVER
-            && self.shared.now_ms().saturating_sub(last)
-                < (linger + DEMAND_GRACE).as_millis() as u64
+        last != NEVER && self.shared.now_ms().saturating_sub(last) < window.as_millis() as u64
     }
 
     /// Counts as asked for now (`--require-camera` opens the camera before any viewer).
@@ -301,17 +340,11 @@ impl Feeder {
                     continue;
                 }
                 Ok(Ended::Finished) => {
+                    // Stays, so the channel stays open and the last frame with it.
                     tracing::info!("delivered all it will");
-                    self.set_ended(true);
-                    while self.wanted(linger) {
-                        tokio::select! {
-                            _ = tokio::time::sleep(FINISHED_CHECK) => {}
-                            _ = self.shared.stop.cancelled() => return,
-                        }
-                    }
-                    self.set_ended(false);
-                    self.set_live(false);
-                    continue;
+                    self.set_ended();
+                    self.shared.stop.cancelled().await;
+                    return;
                 }
                 Err((err, delivered)) => {
                     if delivered {
@@ -338,9 +371,12 @@ impl Feed {
         if std::mem::take(&mut self.paused) {
             self.last_returned = Instant::now();
             self.showing_no_signal = false;
-            // Frames from before the pause (a producer runs on for its linger) are old by now:
-            // only what arrives from here on counts.
-            self.rx.borrow_and_update();
+            self.interval_from = None;
+            if self.drop_on_resume {
+                // Frames from before the pause (a producer runs on for its linger) are old by
+                // now: only what arrives from here on counts.
+                self.rx.borrow_and_update();
+            }
         }
         loop {
             self.shared
@@ -352,10 +388,12 @@ impl Feed {
             let wake = no_signal_at.map_or(wake, |at| at.min(wake));
             tokio::select! {
                 changed = self.rx.changed() => {
-                    changed.map_err(|_| SourceError::Failed(format!("{} has stopped", self.shared.what)))?;
+                    changed.map_err(|_| SourceError::Failed(format!("{} has stopped", self.shared.status().what)))?;
                     let Some(frame) = self.rx.borrow_and_update().clone() else { continue };
                     let now = Instant::now();
-                    self.interval = self.last_live.map(|t| now - t);
+                    if let Some(from) = self.interval_from.replace(now) {
+                        self.interval = Some(now - from);
+                    }
                     self.last_live = Some(now);
                     self.last_returned = now;
                     self.showing_no_signal = false;
@@ -368,6 +406,7 @@ impl Feed {
                     if no_signal_at.is_some_and(|at| Instant::now() >= at) {
                         self.last_returned = Instant::now();
                         self.showing_no_signal = true;
+                        self.interval_from = None;
                         return self.no_signal();
                     }
                 }
@@ -379,6 +418,23 @@ impl Feed {
     /// meanwhile) gets its full opening patience before NO SIGNAL.
     pub fn pause(&mut self) {
         self.paused = true;
+        if !self.drop_on_resume {
+            // What was there at the pause has been shown; what comes while paused has not.
+            self.rx.borrow_and_update();
+        }
+    }
+
+    /// Frames published while paused are shown on resume (pushed frames: the pusher's newest
+    /// picture is current however long ago it came), instead of dropped.
+    pub fn keep_frames_from_pause(mut self) -> Self {
+        self.drop_on_resume = false;
+        self
+    }
+
+    /// Errors the producer reported, and recoveries after them, so far.
+    pub fn failures(&self) -> (u64, u64) {
+        let status = self.shared.status();
+        (status.errors, status.recoveries)
     }
 
     /// Why the producer is not delivering live frames, while it is not.
@@ -414,7 +470,10 @@ impl Feed {
         if !status.live && status.error.is_none() {
             return Some(patience.opening);
         }
-        let period = status.period.into_iter().chain(self.interval).max();
+        // The nominal period when the producer knows it, else the measured one, capped.
+        let period = status
+            .period
+            .or(self.interval.map(|i| i.min(MAX_MEASURED_INTERVAL)));
         Some(period.map_or(patience.stalled, |p| patience.stalled.max(p * 3)))
     }
 
@@ -424,8 +483,9 @@ impl Feed {
             let reason = match (&status.error, status.live) {
                 (Some(err), _) => err.clone(),
                 (None, true) => {
-                    let since = self.last_live.map_or(0, |t| t.elapsed().as_secs()).max(1);
-                    let reason = format!("no frame from {} for {since} s", self.shared.what);
+                    let since = self.last_live.max(status.live_since);
+                    let since = since.map_or(0, |t| t.elapsed().as_secs()).max(1);
+                    let reason = format!("no frame from {} for {since} s", status.what);
                     status.error = Some(reason.clone());
                     reason
                 }
@@ -611,7 +671,7 @@ mod tests {
         assert!(feed.showing_no_signal());
         let error = feed.last_error().unwrap();
         assert!(error.contains("no frame from rtsp://cam/x"), "{error}");
-        feeder.set_ended(true);
+        feeder.set_ended();
         let waited = tokio::time::timeout(Duration::from_millis(600), feed.next_frame()).await;
         assert!(waited.is_err(), "an ended producer's stream just waits");
     }

@@ -232,6 +232,8 @@ impl Source for FfmpegSource {
             device: Some(self.options.shown()),
             dropped_parts: Some(self.feed.dropped()),
             last_error: self.feed.last_error(),
+            errors: self.feed.failures().0,
+            recoveries: self.feed.failures().1,
             ..Default::default()
         }
     }

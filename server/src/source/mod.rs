@@ -58,6 +58,10 @@ pub struct SourceInfo {
     /// Why the source is not delivering real frames, while it is not (a source that covers for
     /// itself, like a camera showing NO SIGNAL, still reports the cause here).
     pub last_error: Option<String>,
+    /// Failures a source covered for itself (its feed's errors), and recoveries after them;
+    /// the stream adds them to the failures its driver saw.
+    pub errors: u64,
+    pub recoveries: u64,
 }
 
 /// Why a source could not produce a frame. The stream logs it, shows it in the API and retries

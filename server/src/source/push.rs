@@ -143,6 +143,7 @@ impl PushSource {
     /// A push source and the hub its ingest endpoint feeds.
     pub fn new(name: &str, options: &PushOptions) -> (PushSource, Arc<IngestHub>) {
         let (feed, feeder) = feed::channel(name, "the pusher".into(), String::new(), None);
+        let feed = feed.keep_frames_from_pause();
         let hub = Arc::new(IngestHub {
             replace: options.replace,
             max_bytes: options.max_bytes,

@@ -269,6 +269,8 @@ impl Source for UpstreamSource {
             device: Some(self.display.clone()),
             dropped_parts: Some(self.feed.dropped()),
             last_error: self.feed.last_error(),
+            errors: self.feed.failures().0,
+            recoveries: self.feed.failures().1,
             ..Default::default()
         }
     }

@@ -40,8 +40,6 @@ const PATIENCE: Patience = Patience {
 /// Reopen backoff: doubles from 250 ms up to 5 s; reset by the first good frame.
 const REOPEN_START: Duration = Duration::from_millis(250);
 const REOPEN_MAX: Duration = Duration::from_secs(5);
-/// How often the converter looks up from an empty mailbox to see whether it should stop.
-const CONVERTER_CHECK: Duration = Duration::from_millis(250);
 
 /// What the reader reports of the device, for the API (the feed keeps the error).
 #[derive(Clone, Debug, Default)]
@@ -165,6 +163,21 @@ impl CameraSource {
     }
 }
 
+impl Drop for CameraSource {
+    fn drop(&mut self) {
+        // The feed's end stops the reader (it is unparked then); the converter waits on the
+        // mailbox, so it is told here, under the mailbox's lock so the wake-up cannot fall
+        // between its check and its wait.
+        self.shared.feeder.stopped().cancel();
+        let _mailbox = self
+            .shared
+            .mailbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.shared.mail.notify_all();
+    }
+}
+
 #[async_trait::async_trait]
 impl Source for CameraSource {
     async fn next_frame(&mut self) -> Result<SourceFrame, SourceError> {
@@ -193,6 +206,8 @@ impl Source for CameraSource {
                 .filter(|_| !self.feed.showing_no_signal()),
             last_error: self.feed.last_error(),
             dropped_parts: None,
+            errors: self.feed.failures().0,
+            recoveries: self.feed.failures().1,
         }
     }
 }
@@ -213,7 +228,7 @@ fn read_loop(
         if shared.stopped() {
             break;
         }
-        if !(ready.is_some() || shared.feeder.wanted(options.idle_close)) {
+        if !(ready.is_some() || shared.feeder.asked_within(options.idle_close)) {
             if device.take().is_some() {
                 tracing::info!(
                     "nobody watching for {} s; camera closed",
@@ -240,6 +255,7 @@ fn read_loop(
                         status.device = Some(dev.name());
                         status.mode = Some(mode);
                         status.open = true;
+                        shared.feeder.set_what(dev.name());
                         let period = Duration::from_secs_f64(1.0 / f64::from(mode.fps.max(1)));
                         shared
                             .feeder
@@ -314,12 +330,7 @@ fn convert_loop(options: &CameraOptions, shared: &Shared) {
                 if let Some(mail) = mailbox.take() {
                     break mail;
                 }
-                // Timed, so the thread sees the feed end (shutdown) without being told.
-                mailbox = shared
-                    .mail
-                    .wait_timeout(mailbox, CONVERTER_CHECK)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                mailbox = shared.mail.wait(mailbox).unwrap_or_else(|p| p.into_inner());
             }
         };
         let (width, height) = (raw.width, raw.height);
