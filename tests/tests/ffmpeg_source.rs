@@ -253,6 +253,18 @@ async fn when_ffmpeg_loses_its_input_viewers_see_no_signal_naming_why_then_live_
         Ok(relay.info("clip").await?.last_error.is_none().then_some(()))
     })
     .await?;
+    // The failures it covered with NO SIGNAL count for alerting, and so does the recovery.
+    let metrics = relay.get("/metrics").await?.text();
+    let counter = |name: &str| {
+        let prefix = format!("mjpeg_relay_{name}_total{{stream=\"clip\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} for clip in:\n{metrics}"))
+    };
+    assert!(counter("source_errors") >= 1.0, "{metrics}");
+    assert!(counter("source_recoveries") >= 1.0, "{metrics}");
     relay.stop().await?;
     Ok(())
 }

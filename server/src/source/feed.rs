@@ -28,7 +28,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::options::plausible_size;
-use super::{draw, SourceError, SourceFrame};
+use super::{draw, SourceError, SourceFrame, SourceInfo};
 use crate::clock::unix_micros_now;
 
 /// While the producer delivers nothing, a NO SIGNAL frame goes out this often.
@@ -431,25 +431,22 @@ impl Feed {
         self
     }
 
-    /// Errors the producer reported, and recoveries after them, so far.
-    pub fn failures(&self) -> (u64, u64) {
+    /// What the feed knows for `/api/streams`: the last live frame's size (if plausible), the
+    /// device as shown, why the producer is not live, parts dropped, failures and recoveries.
+    /// Sources fill in the rest (rates, formats) over it.
+    pub fn info(&self, kind: &'static str) -> SourceInfo {
         let status = self.shared.status();
-        (status.errors, status.recoveries)
-    }
-
-    /// Why the producer is not delivering live frames, while it is not.
-    pub fn last_error(&self) -> Option<String> {
-        self.shared.status().error.clone()
-    }
-
-    /// Parts the producer dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.shared.status().dropped
-    }
-
-    /// The size of the last live frame, if plausible.
-    pub fn size(&self) -> Option<(u32, u32)> {
-        self.last_size
+        SourceInfo {
+            kind,
+            width: self.last_size.map(|s| s.0),
+            height: self.last_size.map(|s| s.1),
+            device: Some(status.what.clone()),
+            dropped_parts: Some(status.dropped),
+            last_error: status.error.clone(),
+            errors: status.errors,
+            recoveries: status.recoveries,
+            ..SourceInfo::default()
+        }
     }
 
     /// True while the last frame returned was NO SIGNAL.
@@ -652,12 +649,18 @@ mod tests {
         let no_signal = feed.next_frame().await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(250));
         assert_eq!((no_signal.width, no_signal.height), (160, 120));
-        assert_eq!(feed.last_error().as_deref(), Some("camera unplugged"));
+        let info = feed.info("camera");
+        assert_eq!(info.last_error.as_deref(), Some("camera unplugged"));
+        assert_eq!(
+            (info.width, info.errors, info.recoveries),
+            (Some(160), 1, 0)
+        );
         assert!(feed.showing_no_signal());
         // A frame: live again, error gone.
         feeder.publish(frame(200));
         assert_eq!(feed.next_frame().await.unwrap().width, 200);
-        assert_eq!(feed.last_error(), None);
+        let info = feed.info("camera");
+        assert_eq!((info.last_error, info.recoveries), (None, 1));
     }
 
     #[tokio::test]
@@ -669,7 +672,7 @@ mod tests {
         // Live, then nothing: NO SIGNAL names the stall.
         feed.next_frame().await.unwrap();
         assert!(feed.showing_no_signal());
-        let error = feed.last_error().unwrap();
+        let error = feed.info("ffmpeg").last_error.unwrap();
         assert!(error.contains("no frame from rtsp://cam/x"), "{error}");
         feeder.set_ended();
         let waited = tokio::time::timeout(Duration::from_millis(600), feed.next_frame()).await;

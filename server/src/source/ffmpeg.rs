@@ -223,18 +223,12 @@ impl Source for FfmpegSource {
     }
 
     fn info(&self) -> SourceInfo {
-        let size = self.feed.size().or(self.options.size);
+        let info = self.feed.info("ffmpeg");
         SourceInfo {
-            kind: "ffmpeg",
             fps: self.options.fps.unwrap_or(0.0),
-            width: size.map(|s| s.0),
-            height: size.map(|s| s.1),
-            device: Some(self.options.shown()),
-            dropped_parts: Some(self.feed.dropped()),
-            last_error: self.feed.last_error(),
-            errors: self.feed.failures().0,
-            recoveries: self.feed.failures().1,
-            ..Default::default()
+            width: info.width.or(self.options.size.map(|s| s.0)),
+            height: info.height.or(self.options.size.map(|s| s.1)),
+            ..info
         }
     }
 }

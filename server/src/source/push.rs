@@ -175,18 +175,14 @@ impl Source for PushSource {
 
     fn info(&self) -> SourceInfo {
         let pushing = self.hub.pusher.lock().unwrap().is_some();
-        let size = self.feed.size();
         SourceInfo {
-            kind: "push",
-            fps: 0.0,
-            width: size.map(|s| s.0),
-            height: size.map(|s| s.1),
             device: Some(if pushing {
                 "pusher connected".into()
             } else {
                 "no pusher".into()
             }),
-            ..Default::default()
+            dropped_parts: None,
+            ..self.feed.info("push")
         }
     }
 }

@@ -219,7 +219,6 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct UpstreamSource {
-    display: String,
     feed: Feed,
 }
 
@@ -242,10 +241,7 @@ impl UpstreamSource {
                 .await
         };
         tokio::spawn(pump.instrument(span));
-        Ok(UpstreamSource {
-            display: shown,
-            feed,
-        })
+        Ok(UpstreamSource { feed })
     }
 }
 
@@ -260,19 +256,7 @@ impl Source for UpstreamSource {
     }
 
     fn info(&self) -> SourceInfo {
-        let size = self.feed.size();
-        SourceInfo {
-            kind: "upstream",
-            fps: 0.0,
-            width: size.map(|s| s.0),
-            height: size.map(|s| s.1),
-            device: Some(self.display.clone()),
-            dropped_parts: Some(self.feed.dropped()),
-            last_error: self.feed.last_error(),
-            errors: self.feed.failures().0,
-            recoveries: self.feed.failures().1,
-            ..Default::default()
-        }
+        self.feed.info("upstream")
     }
 }
 

@@ -86,7 +86,6 @@ impl Shared {
 }
 
 pub struct CameraSource {
-    options: CameraOptions,
     shared: Arc<Shared>,
     feed: Feed,
 }
@@ -131,7 +130,7 @@ impl CameraSource {
                 .map_err(spawn_error)?;
         }
         let reader = {
-            let (shared, options) = (shared.clone(), options.clone());
+            let shared = shared.clone();
             thread::Builder::new()
                 .name(format!("camera-{name}"))
                 .spawn(move || read_loop(&*backend, &options, &shared, require.then_some(ready_tx)))
@@ -141,11 +140,7 @@ impl CameraSource {
         };
         // The reader parks while nobody asks for frames; a request (or the feed's end) wakes it.
         shared.feeder.on_demand(move || reader.unpark());
-        let source = CameraSource {
-            options,
-            shared,
-            feed,
-        };
+        let source = CameraSource { shared, feed };
         if require {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
@@ -191,23 +186,17 @@ impl Source for CameraSource {
     fn info(&self) -> SourceInfo {
         let status = self.shared.status().clone();
         SourceInfo {
-            kind: "camera",
             fps: status.mode.map_or(0.0, |m| f64::from(m.fps)),
             width: status.mode.map(|m| m.width),
             height: status.mode.map(|m| m.height),
-            device: status
-                .device
-                .clone()
-                .or_else(|| Some(self.options.selector.to_string())),
             format: status.mode.map(|m| m.to_string()),
             // What arrives while NO SIGNAL shows is not the camera's rate.
             capture_fps: status
                 .capture_fps
                 .filter(|_| !self.feed.showing_no_signal()),
-            last_error: self.feed.last_error(),
             dropped_parts: None,
-            errors: self.feed.failures().0,
-            recoveries: self.feed.failures().1,
+            // The device: its name once open, the spec's selector before.
+            ..self.feed.info("camera")
         }
     }
 }
