@@ -11,12 +11,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Cli, Command};
-use crate::http::auth::IngestToken;
 use crate::net::tls;
 use crate::relay::{run, Relay, RelayOptions};
 use crate::source::camera::device::{CameraBackend, CameraError};
 use crate::source::camera::nokhwa::NokhwaBackend;
-use crate::source::spec::SourceSpec;
 
 /// The `mjpeg-relay` command: parse, start, serve until Ctrl-C or SIGTERM.
 pub fn main() -> ExitCode {
@@ -80,18 +78,10 @@ pub fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let viewers_token_pushes = settings.streams.iter().any(|s| {
-            matches!(&s.source, SourceSpec::Push(o)
-                if matches!(settings.access.ingest_token(o.token.as_ref()), Some(IngestToken::Viewers(_))))
-        });
-        if viewers_token_pushes {
-            tracing::warn!(
-                "push streams without a token of their own take the viewers' --auth-token for \
-                 ingest: anyone who can read a page with a ?token= <img> can push frames; set \
-                 --ingest-token to keep pushing separate"
-            );
-        }
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let scheme = if relay.tls.is_some() { "https" } else { "http" };
         // Scripts and tests read this line to find the port (with --listen ...:0).
         println!("mjpeg-relay listening on {scheme}://{addr}/");

@@ -4,8 +4,8 @@
 //! on lines above it (`tests/layers.rs` in this crate checks it, and that no two modules import
 //! each other).
 //!
-//! 1. Foundations, used everywhere: [`clock`] (Unix microseconds), [`jpeg`] (sizes from JPEG
-//!    headers), [`secret`] (tokens and passwords that never print).
+//! 1. Foundations, used everywhere: [`clock`] (Unix microseconds), [`backoff`] (retry delays),
+//!    [`jpeg`] (sizes from JPEG headers), [`secret`] (tokens and passwords that never print).
 //! 2. [`source`]: where frames come from. The [`source::Source`] trait, the `NAME=SOURCE` grammar
 //!    ([`source::spec`]), the [`source::feed`] every live source delivers through (one-slot
 //!    channel, demand, NO SIGNAL), and the sources: test pattern, files, camera, ffmpeg,
@@ -24,6 +24,7 @@
 //! tests start the real server on port 0.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;

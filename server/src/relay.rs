@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fanout::stream::Stream;
 use crate::fanout::Limits;
-use crate::http::auth::{Access, AccessConfig};
+use crate::http::auth::{Access, AccessConfig, IngestToken};
 use crate::http::Site;
 use crate::source::camera::device::CameraBackend;
 use crate::source::camera::nokhwa::NokhwaBackend;
@@ -93,6 +93,7 @@ impl Relay {
             require_camera: options.require_camera,
         };
         let mut push_streams = Vec::new();
+        let mut viewers_token_pushes = false;
         for spec in specs {
             if let SourceSpec::Push(push) = &spec.source {
                 let token = options
@@ -105,8 +106,16 @@ impl Relay {
                                  push?token=TOKEN for this stream"
                             .into(),
                     })?;
+                viewers_token_pushes |= matches!(token, IngestToken::Viewers(_));
                 push_streams.push((spec.name.clone(), token.secret().clone()));
             }
+        }
+        if viewers_token_pushes {
+            tracing::warn!(
+                "push streams without a token of their own take the viewers' --auth-token for \
+                 ingest: anyone who can read a page with a ?token= <img> can push frames; set \
+                 --ingest-token to keep pushing separate"
+            );
         }
         let access = Access::new(&options.access, push_streams).map_err(StartError::Access)?;
         let mut streams: Vec<Arc<Stream>> = Vec::new();

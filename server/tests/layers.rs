@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The crate map's layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "jpeg", "secret"],
+    &["clock", "backoff", "jpeg", "secret"],
     &["source"],
     &["net"],
     &["fanout"],

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::frame::Frame;
+use crate::backoff::Backoff;
 use crate::source::push::IngestHub;
 use crate::source::{Opened, Source, SourceInfo};
 
@@ -263,8 +264,7 @@ impl Drop for SnapshotGuard {
 }
 
 /// Backoff between failed source attempts: doubles from 100 ms up to 5 s.
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// The driver: waits for demand, pulls frames while there is any, publishes them.
 async fn drive(
@@ -274,7 +274,7 @@ async fn drive(
     shutdown: CancellationToken,
 ) {
     let mut seq: u64 = 0;
-    let mut backoff = BACKOFF_START;
+    let mut backoff = BACKOFF;
     loop {
         // The one place the stream goes idle, so pausing can never be skipped: everything
         // published so far turns stale (a viewer arriving later waits for a new frame rather than
@@ -304,7 +304,7 @@ async fn drive(
         match result {
             Ok(f) => {
                 seq += 1;
-                backoff = BACKOFF_START;
+                backoff.reset();
                 *stream.info.lock().unwrap() = source.info();
                 if stream.last_error.lock().unwrap().take().is_some() {
                     stream.source_recoveries.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +316,8 @@ async fn drive(
                 stream.last_seq.store(seq, Ordering::Release);
             }
             Err(err) => {
-                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source failed");
+                let delay = backoff.next_delay();
+                tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "source failed");
                 stream.source_errors.fetch_add(1, Ordering::Relaxed);
                 *stream.last_error.lock().unwrap() = Some(err.to_string());
                 *stream.info.lock().unwrap() = source.info();
@@ -324,10 +325,9 @@ async fn drive(
                 // as current, and snapshots wait for a real frame (or time out naming the error).
                 stream.fresh_from.store(seq + 1, Ordering::Release);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }

@@ -17,9 +17,11 @@
 //! `Authorization` header (`Bearer` or `Basic`, scheme in any case) and `?token=` are both tried,
 //! a header that does not parse is a 400 only when nothing else was presented, and tokens are
 //! compared without surrounding whitespace. A route whose gates are all unset is open; a push
-//! stream's ingest always has one, since a push stream without a token does not start. Secrets are kept as SHA-256 digests (a Basic
-//! password from the config as its Argon2 PHC string) and compared in constant time: the time
-//! an answer takes tells nothing about how much of a guess was right. They are never logged, and
+//! stream's ingest always has one, since a push stream without a token does not start.
+//!
+//! Secrets are kept as SHA-256 digests (a Basic password from the config as its Argon2 PHC
+//! string) and compared in constant time: the time an answer takes tells nothing about how much
+//! of a guess was right. They are never logged, and
 //! the API never shows them.
 //!
 //! The check runs before routing ([`Access::check`], called from [`super::routes`]), on the
@@ -195,11 +197,11 @@ impl Access {
             }),
         };
         let token_gate = |t: &Secret| Gate {
-            token: Some(digest(t.expose())),
+            token: Some(t.digest()),
             basic: None,
         };
         let relay = config.protects_viewers().then(|| Gate {
-            token: config.token.as_ref().map(|t| digest(t.expose())),
+            token: config.token.as_ref().map(Secret::digest),
             basic,
         });
         Ok(Access {

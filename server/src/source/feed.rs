@@ -24,12 +24,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mjpeg_shared::multipart::MultipartParser;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::options::plausible_size;
 use super::{draw, SourceError, SourceFrame, SourceInfo};
+use crate::backoff::Backoff;
 use crate::clock::unix_micros_now;
+use crate::jpeg;
 
 /// While the producer delivers nothing, a NO SIGNAL frame goes out this often.
 const NO_SIGNAL_EVERY: Duration = Duration::from_secs(1);
@@ -47,8 +50,7 @@ const MAX_MEASURED_INTERVAL: Duration = Duration::from_secs(10);
 /// `last_demand_ms` before anyone has asked for a frame.
 const NEVER: u64 = u64::MAX;
 /// A pump's restart backoff: doubles from 250 ms up to 5 s; reset by an attempt that delivered.
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 
 /// How one attempt of a pumped producer ended, when it did not fail.
 pub enum Ended {
@@ -119,6 +121,11 @@ struct Shared {
 impl Shared {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The stream asks for a frame now.
+    fn note_demand(&self) {
+        self.last_demand_ms.store(self.now_ms(), Ordering::Release);
     }
 
     /// The status, even if a producer thread panicked while holding it (it holds plain data).
@@ -267,9 +274,33 @@ impl Feeder {
         status.size_hint = size;
     }
 
-    /// Counts a part received and dropped (not a JPEG, too large).
-    pub fn count_dropped(&self) {
-        self.shared.status().dropped += 1;
+    /// Publishes every complete part `parser` holds that is a JPEG, with its `X-Timestamp` as
+    /// the capture time when it has one (a relayed stream's), else now; counts and logs the
+    /// others (not a JPEG, too large, malformed) as dropped. True if any frame was published.
+    /// For producers that read a multipart stream: an upstream's body, ffmpeg's output.
+    pub fn publish_parts(&self, parser: &mut MultipartParser) -> bool {
+        let mut published = false;
+        loop {
+            let why = match parser.next_part() {
+                Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
+                    let captured_micros = part.timestamp_micros().unwrap_or_else(unix_micros_now);
+                    let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
+                    self.publish(SourceFrame {
+                        jpeg: part.body,
+                        captured_micros,
+                        width,
+                        height,
+                    });
+                    published = true;
+                    continue;
+                }
+                Ok(Some(_)) => "a part that is not a JPEG".to_string(),
+                Ok(None) => return published,
+                Err(err) => err.to_string(),
+            };
+            self.shared.status().dropped += 1;
+            tracing::warn!(why, "part dropped");
+        }
     }
 
     /// Called whenever the stream asks for a frame: for a producer thread that parks while nobody
@@ -296,9 +327,7 @@ impl Feeder {
 
     /// Counts as asked for now (`--require-camera` opens the camera before any viewer).
     pub fn want_now(&self) {
-        self.shared
-            .last_demand_ms
-            .store(self.shared.now_ms(), Ordering::Release);
+        self.shared.note_demand();
     }
 
     /// Waits until [`Feeder::wanted`]; false if the feed was dropped first.
@@ -326,7 +355,7 @@ impl Feeder {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Ended, Failure>>,
     {
-        let mut backoff = BACKOFF_START;
+        let mut backoff = BACKOFF;
         while self.until_wanted(linger).await {
             let result = tokio::select! {
                 r = attempt() => r,
@@ -336,7 +365,7 @@ impl Feeder {
                 Ok(Ended::Released) => {
                     tracing::debug!("released: nobody watching");
                     self.set_live(false);
-                    backoff = BACKOFF_START;
+                    backoff.reset();
                     continue;
                 }
                 Ok(Ended::Finished) => {
@@ -348,18 +377,18 @@ impl Feeder {
                 }
                 Err((err, delivered)) => {
                     if delivered {
-                        backoff = BACKOFF_START;
+                        backoff.reset();
                     }
-                    tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "source unavailable");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "source unavailable");
                     self.set_error(err);
-                    backoff
+                    delay
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = self.shared.stop.cancelled() => return,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 }
@@ -379,9 +408,7 @@ impl Feed {
             }
         }
         loop {
-            self.shared
-                .last_demand_ms
-                .store(self.shared.now_ms(), Ordering::Release);
+            self.shared.note_demand();
             self.shared.wake_producer();
             let no_signal_at = self.patience().map(|p| self.last_returned + p);
             let wake = Instant::now() + DEMAND_EVERY;

@@ -28,8 +28,6 @@ use super::options::{
     parse_flag, parse_fps, parse_quality, parse_size, unknown_param, Parts, MAX_SOURCE_FPS,
 };
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
-use crate::clock::unix_micros_now;
-use crate::jpeg;
 
 /// NO SIGNAL after this long without a frame: 5 s for ffmpeg to start and open its input (an
 /// RTSP camera's session setup takes seconds), 2 s once frames flowed.
@@ -282,29 +280,8 @@ async fn run_once(
     let mut delivered = false;
     let mut heard = Instant::now();
     loop {
-        loop {
-            match parser.next_part() {
-                Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
-                    let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
-                    feeder.publish(SourceFrame {
-                        captured_micros: unix_micros_now(),
-                        jpeg: part.body,
-                        width,
-                        height,
-                    });
-                    delivered = true;
-                }
-                Ok(Some(_)) => {
-                    feeder.count_dropped();
-                    tracing::warn!("ffmpeg sent a part that is not a JPEG; skipped");
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    feeder.count_dropped();
-                    tracing::warn!(%err, "ffmpeg's stream did not parse; skipping to the next part");
-                }
-            }
-        }
+        // ffmpeg's parts carry no X-Timestamp: a frame is captured when it comes out.
+        delivered |= feeder.publish_parts(&mut parser);
         // Dropping the child on return kills it.
         if !feeder.wanted(Duration::ZERO) {
             return Ok(Ended::Released);

@@ -21,8 +21,6 @@ use tracing::Instrument;
 use super::feed::{self, Ended, Failure, Feed, Feeder, Patience};
 use super::options::{parse_max_bytes, parse_params, parse_seconds, unknown_param};
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
-use crate::clock::unix_micros_now;
-use crate::jpeg;
 
 /// How an upstream stream is set up (from `--stream NAME=http://...`).
 #[derive(Clone, PartialEq, Eq)]
@@ -357,32 +355,10 @@ async fn stream_once(
             continue;
         };
         parser.push(&data);
-        loop {
-            match parser.next_part() {
-                Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
-                    let captured_micros = part.timestamp_micros().unwrap_or_else(unix_micros_now);
-                    let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
-                    // Frames flow: whatever NO SIGNAL said (a slow first frame) is over.
-                    feeder.publish(SourceFrame {
-                        jpeg: part.body,
-                        captured_micros,
-                        width,
-                        height,
-                    });
-                    delivered = true;
-                }
-                Ok(Some(_)) => drop_part(feeder, "a part that is not a JPEG"),
-                Ok(None) => break,
-                Err(err) => drop_part(feeder, &err.to_string()),
-            }
-        }
+        // Upstream X-Timestamps are kept as capture times.
+        delivered |= feeder.publish_parts(&mut parser);
         if parser.is_finished() {
             return Err((format!("{url} ended its stream"), delivered));
         }
     }
-}
-
-fn drop_part(feeder: &Feeder, why: &str) {
-    feeder.count_dropped();
-    tracing::warn!(why, "upstream part dropped");
 }

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use super::convert;
 use super::device::{CameraBackend, CameraDevice, CameraError, Mode, PixelFormat, RawFrame};
 use super::options::CameraOptions;
+use crate::backoff::Backoff;
 use crate::clock::unix_micros_now;
 use crate::source::feed::{self, Feed, Feeder, Patience};
 use crate::source::{Source, SourceError, SourceFrame, SourceInfo};
@@ -38,15 +39,13 @@ const PATIENCE: Patience = Patience {
     stalled: Duration::from_secs(1),
 };
 /// Reopen backoff: doubles from 250 ms up to 5 s; reset by the first good frame.
-const REOPEN_START: Duration = Duration::from_millis(250);
-const REOPEN_MAX: Duration = Duration::from_secs(5);
+const REOPEN: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 
-/// What the reader reports of the device, for the API (the feed keeps the error).
+/// What the reader reports of the device, for the API (the feed keeps its name, whether it is
+/// live, and the error).
 #[derive(Clone, Debug, Default)]
 struct Status {
-    device: Option<String>,
     mode: Option<Mode>,
-    open: bool,
     capture_fps: Option<f64>,
 }
 
@@ -210,7 +209,7 @@ fn read_loop(
 ) {
     let _span = tracing::info_span!("camera", device = %options.selector).entered();
     let mut device: Option<Box<dyn CameraDevice>> = None;
-    let mut backoff = REOPEN_START;
+    let mut backoff = REOPEN;
     let mut meter = FpsMeter::default();
     let mut delivered_since_open = false;
     loop {
@@ -223,9 +222,7 @@ fn read_loop(
                     "nobody watching for {} s; camera closed",
                     options.idle_close.as_secs()
                 );
-                let mut status = shared.status();
-                status.open = false;
-                status.capture_fps = None;
+                shared.status().capture_fps = None;
                 shared.feeder.set_live(false);
             }
             // Woken by the next request for a frame, or by shutdown.
@@ -240,10 +237,7 @@ fn read_loop(
                     tracing::info!(device = %dev.name(), mode = %dev.mode(), "camera open");
                     {
                         let mode = dev.mode();
-                        let mut status = shared.status();
-                        status.device = Some(dev.name());
-                        status.mode = Some(mode);
-                        status.open = true;
+                        shared.status().mode = Some(mode);
                         shared.feeder.set_what(dev.name());
                         let period = Duration::from_secs_f64(1.0 / f64::from(mode.fps.max(1)));
                         shared
@@ -263,10 +257,10 @@ fn read_loop(
                         let _ = ready.send(Err(err));
                         return;
                     }
-                    tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera unavailable");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "camera unavailable");
                     shared.feeder.set_error(err.to_string());
-                    shared.sleep_until(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(REOPEN_MAX);
+                    shared.sleep_until(Instant::now() + delay);
                     continue;
                 }
             },
@@ -278,7 +272,7 @@ fn read_loop(
                 if !delivered_since_open {
                     // The camera works: the next failure starts its backoff afresh.
                     delivered_since_open = true;
-                    backoff = REOPEN_START;
+                    backoff.reset();
                 }
                 if let Some(fps) = meter.tick() {
                     shared.status().capture_fps = Some(fps);
@@ -289,16 +283,12 @@ fn read_loop(
                 shared.mail.notify_one();
             }
             Err(err) => {
-                tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "camera read failed; reopening");
-                {
-                    let mut status = shared.status();
-                    status.open = false;
-                    status.capture_fps = None;
-                }
+                let delay = backoff.next_delay();
+                tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "camera read failed; reopening");
+                shared.status().capture_fps = None;
                 shared.feeder.set_error(err.to_string());
                 device = None;
-                shared.sleep_until(Instant::now() + backoff);
-                backoff = (backoff * 2).min(REOPEN_MAX);
+                shared.sleep_until(Instant::now() + delay);
             }
         }
     }
