@@ -21,7 +21,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mjpeg_relay::source::spec::StreamSpec;
 use mjpeg_relay::{Relay, RelayOptions};
-use mjpeg_shared::api::{ErrorBody, Health, IngestResult, ServerTime, StreamInfo, StreamList};
+use mjpeg_shared::api::{ErrorBody, StreamInfo, StreamList};
 use mjpeg_shared::multipart::{MultipartParser, Part};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -227,7 +227,7 @@ impl Reply {
     pub fn json<T: Json>(&self) -> Result<T> {
         let raw: serde_json::Value = serde_json::from_slice(&self.body)
             .with_context(|| format!("{}: not JSON: {}", self.status, self.text()))?;
-        let typed = T::from_json(&self.body).with_context(|| {
+        let typed: T = serde_json::from_slice(&self.body).with_context(|| {
             format!(
                 "{}: not a {}: {}",
                 self.status,
@@ -235,11 +235,12 @@ impl Reply {
                 self.text()
             )
         })?;
+        let back = serde_json::to_value(&typed)?;
         anyhow::ensure!(
-            typed.to_json() == raw,
+            back == raw,
             "the relay sent fields {} does not have (or not as it writes them): {raw} is read as {}",
             std::any::type_name::<T>(),
-            typed.to_json()
+            back
         );
         Ok(typed)
     }
@@ -251,34 +252,9 @@ impl Reply {
 }
 
 /// The JSON bodies the tests decode: the relay's `mjpeg_shared::api` types (so that a renamed
-/// field fails, as indexing a `serde_json::Value` would not), and `Value` for what has no type.
-pub trait Json: Sized {
-    fn from_json(bytes: &[u8]) -> serde_json::Result<Self>;
-    fn to_json(&self) -> serde_json::Value;
-}
-
-macro_rules! json_types {
-    ($($t:ty),*) => {$(
-        impl Json for $t {
-            fn from_json(bytes: &[u8]) -> serde_json::Result<Self> {
-                serde_json::from_slice(bytes)
-            }
-            fn to_json(&self) -> serde_json::Value {
-                serde_json::to_value(self).expect("serialisable")
-            }
-        }
-    )*};
-}
-
-json_types!(
-    StreamInfo,
-    StreamList,
-    ErrorBody,
-    Health,
-    ServerTime,
-    IngestResult,
-    serde_json::Value
-);
+/// field fails, as indexing a `serde_json::Value` would not), or `Value` for what has no type.
+pub trait Json: serde::de::DeserializeOwned + serde::Serialize {}
+impl<T: serde::de::DeserializeOwned + serde::Serialize> Json for T {}
 
 /// Sends a GET with no body on a fresh connection; the response head, within [`TIMEOUT`] (the
 /// body, a stream perhaps, is the caller's to read).
