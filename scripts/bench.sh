@@ -38,10 +38,24 @@ start_relay "main=files:$out/frames"
 bench --viewers 1000 --seconds 20 --warmup 5 --json "$out/viewers-1000.json" >/dev/null
 stop_relay
 
-echo "== files source, 100 viewers + 1 viewer on a 100 KB/s link"
-start_relay "main=files:$out/frames"
-bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf 4096 --seconds 20 --json "$out/slow-viewer.json" >/dev/null
-stop_relay
+# A 100 KB/s link emulated by a reader that reads its socket itself, 4 KB at a time, sleeping
+# what each read takes at that rate (unread bytes stay in its receive buffer, as on a real link),
+# with a 4 KB, a 64 KB and the kernel's default (autotuned) receive buffer; then the same with
+# ?adapt=1 (.frames: quality and size). Frames are 48 KB: one takes 0.48 s to cross such a link.
+for rcvbuf in 4096 65536 0; do
+  echo "== files source, 100 viewers + 1 viewer on a 100 KB/s link, receive buffer ${rcvbuf/#0/default}"
+  start_relay "main=files:$out/frames"
+  bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf "$rcvbuf" --seconds 20 \
+    --json "$out/slow-viewer-$rcvbuf.json" >/dev/null
+  stop_relay
+done
+for rcvbuf in 65536 0; do
+  echo "== the same, the slow viewer with ?adapt=1, receive buffer ${rcvbuf/#0/default}"
+  start_relay "main=files:$out/frames"
+  bench --viewers 100 --slow 1 --slow-rate 100000 --slow-rcvbuf "$rcvbuf" --slow-query adapt=1 \
+    --seconds 20 --json "$out/adaptive-$rcvbuf.json" >/dev/null
+  stop_relay
+done
 
 echo "== relay chain: origin (files) -> edge (upstream) -> 100 viewers on the edge"
 start_relay "main=files:$out/frames"
@@ -60,6 +74,10 @@ RELAY_BIN=target/release/mjpeg-relay BENCH_BIN=target/release/mjpeg-bench script
 
 echo "== camera: encoding raw 1280x720 YUYV frames on one core"
 target/release/mjpeg-bench encode-yuyv --width 1280 --height 720 --frames 300 > "$out/encode-yuyv.json"
+# A rendition's cost per frame (docs/renditions.md): 1280x720 to 320 and 640 wide.
+for to in 320 640; do
+  target/release/mjpeg-bench rendition --to "$to" --frames 300 > "$out/rendition-$to.json"
+done
 
 echo "== dashboard in headless Chromium: test pattern 640x480 at 30 fps, 60 s fetch path, then compare mode"
 trunk build --release
@@ -70,4 +88,4 @@ target/release/mjpeg-bench dashboard "http://127.0.0.1:$port/" --seconds 300 --f
   --json "$out/dashboard.json" >/dev/null
 stop_relay
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer chain-edge floor encode-yuyv wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done
+for f in test-pattern viewers-100 viewers-1000 slow-viewer-4096 slow-viewer-65536 slow-viewer-0 adaptive-65536 adaptive-0 chain-edge floor encode-yuyv rendition-320 rendition-640 wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done

@@ -11,4 +11,4 @@ cargo build --release -p mjpeg-relay
 if [ $# -eq 0 ] && compgen -G "/dev/video*" >/dev/null; then
   set -- --stream main=camera
 fi
-exec target/release/mjpeg-relay --dashboard dist "$@"
+exec target/release/mjpeg-relay "$@"

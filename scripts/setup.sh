@@ -40,11 +40,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# Python packages for the push examples' tests (examples/push_opencv.py).
-if [ "$mode" != "--run" ] && ! python3 -c "import cv2, numpy, requests, prometheus_client" 2>/dev/null; then
-  log "pip install requests opencv-python-headless prometheus-client"
+# Python packages for the push examples' tests (examples/push_opencv.py) and the Python client's
+# (clients/python, run with pytest).
+if [ "$mode" != "--run" ] && ! python3 -c "import cv2, numpy, requests, prometheus_client, pytest" 2>/dev/null; then
+  log "pip install requests opencv-python-headless prometheus-client pytest"
   python3 -m pip install --quiet --disable-pip-version-check requests opencv-python-headless \
-    prometheus-client
+    prometheus-client pytest
 fi
 
 # Rust targets and tools.
@@ -60,6 +61,13 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; th
   # No --locked: the CLI's lock file names a crate version the registry does not have (TOOLCHAIN.md).
   log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# cargo-deb packs the .deb (scripts/package.sh; tests/tests/deploy.rs installs it with dpkg).
+CARGO_DEB_VERSION=3.8.0
+if [ "$mode" != "--run" ] && ! cargo deb --version 2>/dev/null | grep -q " $CARGO_DEB_VERSION\$"; then
+  log "cargo install cargo-deb $CARGO_DEB_VERSION (about 2 minutes)"
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
 fi
 
 # wasm-opt from npm's binaryen, into a project-local prefix: Debian's binaryen is too old for

@@ -11,6 +11,9 @@
 //!   camera-like frame again and again on one thread with the relay's own encoder, and reports
 //!   wall and CPU time per frame, the frame rate one core sustains and the JPEG size.
 //!
+//! - `mjpeg-bench rendition`: what one rendition of a frame costs (`?width=`): a camera-like
+//!   JPEG made into the rendition again and again with the relay's own code, on one thread,
+//!   CPU per frame in total and for the decode alone, and the share of a core at a frame rate.
 //! - `mjpeg-bench dashboard URL`: the dashboard in headless Chromium; latency, FPS, main-thread
 //!   time, heap and DOM size over time (see `dashboard.rs`).
 //!
@@ -62,9 +65,12 @@ enum Cmd {
         slow: usize,
         #[arg(long, default_value_t = 100_000.0)]
         slow_rate: f64,
-        /// Receive buffer of slow viewers' sockets, bytes.
+        /// Receive buffer of slow viewers' sockets, bytes (0: the kernel's default, autotuned).
         #[arg(long, default_value_t = 4096)]
         slow_rcvbuf: u32,
+        /// Query the slow viewers add to the URL (e.g. adapt=1).
+        #[arg(long)]
+        slow_query: Option<String>,
         /// Seconds to let connections settle before measuring.
         #[arg(long, default_value_t = 3.0)]
         warmup: f64,
@@ -112,6 +118,24 @@ enum Cmd {
         #[arg(long)]
         mirror: bool,
     },
+    /// The CPU one rendition costs per frame, with the relay's own code.
+    Rendition {
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        /// The rendition's width (its height follows the aspect ratio).
+        #[arg(long, default_value_t = 320)]
+        to: u32,
+        /// The rendition's JPEG quality [default: the relay's default for renditions].
+        #[arg(long)]
+        quality: Option<u8>,
+        /// The source's frame rate, for the share of a core.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -152,6 +176,7 @@ fn main() -> Result<()> {
             slow,
             slow_rate,
             slow_rcvbuf,
+            slow_query,
             warmup,
             seconds,
             join_probes,
@@ -166,6 +191,7 @@ fn main() -> Result<()> {
                 slow,
                 slow_rate,
                 slow_rcvbuf,
+                slow_query,
                 warmup,
                 seconds,
                 join_probes,
@@ -190,6 +216,80 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
+        Cmd::Rendition {
+            width,
+            height,
+            to,
+            quality,
+            fps,
+            frames,
+        } => {
+            let summary = rendition_cost(width, height, to, quality, fps, frames.max(1))?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+    }
+}
+
+/// See [`Cmd::Rendition`]. The source frame is a camera-like picture encoded at quality 80 by
+/// the camera path (what a webcam's MJPEG is like), so decoding costs what it would.
+fn rendition_cost(
+    width: u32,
+    height: u32,
+    to: u32,
+    quality: Option<u8>,
+    fps: f64,
+    frames: usize,
+) -> Result<serde_json::Value> {
+    use mjpeg_relay::source::camera::convert::RawEncoder;
+    use mjpeg_relay::source::rendition::{render, Rendition, Target};
+    let source = RawEncoder::default().encode(&camera_like_frame(width, height), 80, false)?;
+    let asked = Rendition {
+        target: Some(Target::Width(to)),
+        quality,
+        overlay: false,
+    };
+    let pid = std::process::id();
+    let timed = |what: &dyn Fn() -> usize| -> Result<(f64, usize)> {
+        let mut out = what();
+        let cpu0 = cpu_seconds(pid)?;
+        for _ in 0..frames {
+            out = what();
+        }
+        // Only this thread runs, so the process's CPU time is the work's.
+        Ok(((cpu_seconds(pid)? - cpu0) / frames as f64, out))
+    };
+    let (decode, _) = timed(&|| {
+        mjpeg_relay::source::draw::decode(&source)
+            .map(|d| d.pixels.len())
+            .unwrap_or(0)
+    })?;
+    let (total, bytes) = timed(&|| {
+        render(&source, None, &asked)
+            .map(|(jpeg, _)| jpeg.len())
+            .unwrap_or(0)
+    })?;
+    if bytes == 0 {
+        bail!("the rendition failed");
+    }
+    Ok(serde_json::json!({
+        "source": format!("{width}x{height}"), "source_bytes": source.len(),
+        "rendition": asked.to_string(), "rendition_bytes": bytes, "frames": frames,
+        "cpu_ms_per_frame": total * 1000.0,
+        "cpu_ms_decode": decode * 1000.0,
+        "cpu_ms_resize_and_encode": (total - decode) * 1000.0,
+        "share_of_a_core_at_fps": total * fps, "fps": fps,
+    }))
+}
+
+/// [`camera_like_yuyv`] as the camera source gets it from a device.
+fn camera_like_frame(width: u32, height: u32) -> mjpeg_relay::source::camera::device::RawFrame {
+    use mjpeg_relay::source::camera::device::{PixelFormat, RawFrame};
+    RawFrame {
+        data: camera_like_yuyv(width, height),
+        format: PixelFormat::Yuyv,
+        width,
+        height,
     }
 }
 
@@ -230,13 +330,7 @@ fn encode_yuyv(
     mirror: bool,
 ) -> Result<serde_json::Value> {
     use mjpeg_relay::source::camera::convert::RawEncoder;
-    use mjpeg_relay::source::camera::device::{PixelFormat, RawFrame};
-    let raw = RawFrame {
-        data: camera_like_yuyv(width, height),
-        format: PixelFormat::Yuyv,
-        width,
-        height,
-    };
+    let raw = camera_like_frame(width, height);
     let mut encoder = RawEncoder::default();
     // One frame first, as the capture thread has done by the time it runs steadily.
     let mut jpeg_bytes = encoder.encode(&raw, quality, mirror)?.len();
@@ -336,6 +430,7 @@ struct RunOpts {
     slow: usize,
     slow_rate: f64,
     slow_rcvbuf: u32,
+    slow_query: Option<String>,
     warmup: f64,
     seconds: f64,
     join_probes: usize,
@@ -366,7 +461,10 @@ async fn run(url: &str, o: RunOpts) -> Result<serde_json::Value> {
     let mut tasks = Vec::new();
     for i in 0..o.viewers + o.slow {
         let slow = (i >= o.viewers).then_some((o.slow_rate, o.slow_rcvbuf));
-        let (window, path) = (window.clone(), path.clone());
+        let (window, mut path) = (window.clone(), path.clone());
+        if let (Some(_), Some(q)) = (slow, &o.slow_query) {
+            path = format!("{path}{}{q}", if path.contains('?') { '&' } else { '?' });
+        }
         tasks.push(tokio::spawn(async move {
             viewer(addr, &path, slow, &window).await
         }));
@@ -484,20 +582,42 @@ async fn viewer(
 }
 
 struct Reader {
-    body: hyper::body::Incoming,
+    body: Body,
     parser: MultipartParser,
 }
+
+enum Body {
+    Hyper(hyper::body::Incoming),
+    /// A slow viewer's socket, read directly (see [`open`]).
+    Raw(tokio::net::TcpStream),
+}
+
+/// What a slow viewer reads at once: a link delivers bytes a few at a time.
+const SLOW_READ: usize = 4096;
 
 impl Reader {
     /// Feeds the next body chunk to the parser; its size, or None at the end.
     async fn chunk(&mut self) -> Result<Option<usize>> {
-        match self.body.frame().await {
-            Some(frame) => {
-                let data = frame?.into_data().unwrap_or_default();
-                self.parser.push(&data);
-                Ok(Some(data.len()))
+        match &mut self.body {
+            Body::Hyper(body) => match body.frame().await {
+                Some(frame) => {
+                    let data = frame?.into_data().unwrap_or_default();
+                    self.parser.push(&data);
+                    Ok(Some(data.len()))
+                }
+                None => Ok(None),
+            },
+            Body::Raw(stream) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; SLOW_READ];
+                match stream.read(&mut buf).await? {
+                    0 => Ok(None),
+                    n => {
+                        self.parser.push(&buf[..n]);
+                        Ok(Some(n))
+                    }
+                }
             }
-            None => Ok(None),
         }
     }
 
@@ -515,11 +635,51 @@ impl Reader {
 
 async fn open(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Result<Reader> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    if let Some(size) = rcvbuf {
+    if let Some(size) = rcvbuf.filter(|s| *s > 0) {
         socket.set_recv_buffer_size(size)?;
     }
-    let stream = socket.connect(addr).await?;
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    if rcvbuf.is_some() {
+        // A slow viewer emulates a link: bytes it has not "received" yet must stay in its
+        // socket's receive buffer, where the relay can see them, not in a client library's
+        // buffers (hyper's client reads ahead of its body's reader). So it speaks HTTP/1.0
+        // itself (a close-delimited body, no chunked coding) and reads the socket directly.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; SLOW_READ];
+        let end = loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                bail!("GET {path}: closed before the response head");
+            }
+            head.extend_from_slice(&buf[..n]);
+            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let text = String::from_utf8_lossy(&head[..end]).to_string();
+        if !text.starts_with("HTTP/1.1 200") && !text.starts_with("HTTP/1.0 200") {
+            bail!("GET {path}: {}", text.lines().next().unwrap_or_default());
+        }
+        let ct = text
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .context("no content type")?;
+        let mut parser = MultipartParser::from_content_type(&ct)?;
+        parser.push(&head[end..]);
+        return Ok(Reader {
+            body: Body::Raw(stream),
+            parser,
+        });
+    }
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::get(path)
@@ -536,7 +696,7 @@ async fn open(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Result<Reade
         .unwrap_or_default();
     let parser = MultipartParser::from_content_type(ct)?;
     Ok(Reader {
-        body: resp.into_body(),
+        body: Body::Hyper(resp.into_body()),
         parser,
     })
 }

@@ -5,7 +5,7 @@
 
 use js_sys::{Array, Promise, Uint8Array};
 use mjpeg_shared::stamp::{self, Stamp};
-use mjpeg_shared::wire::{Layout, FRAMES_CONTENT_TYPE};
+use mjpeg_shared::wire::{Layout, PartInfo, Rendition, FRAMES_CONTENT_TYPE};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -103,7 +103,7 @@ async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap
     }
     let url = blob_url(&body, FRAMES_CONTENT_TYPE);
     let c = canvas(1, 1);
-    let player = Player::start(url.clone(), c.clone()).unwrap();
+    let player = Player::start(url.clone(), c.clone(), Default::default()).unwrap();
 
     // The moment frame 3 is painted and nothing is left open (before the player, finding the
     // body ended, reconnects and plays it again).
@@ -132,11 +132,104 @@ async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap
     Url::revoke_object_url(&url).unwrap();
 }
 
+/// The RGBA pixel at (x, y) of the canvas.
+fn pixel(c: &HtmlCanvasElement, x: u32, y: u32) -> Vec<u8> {
+    ctx(c)
+        .get_image_data(f64::from(x), f64::from(y), 1.0, 1.0)
+        .unwrap()
+        .data()
+        .to_vec()
+}
+
+const RENDITION: Rendition = Rendition {
+    width: W,
+    height: H,
+    quality: 60,
+    overlay: false,
+};
+
+#[wasm_bindgen_test]
+async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall() {
+    // Frame 1 has a box on the left, frame 2 none, frame 3 one on the right, with stages: once
+    // frame 3 is painted, only its box is on the canvas.
+    let left = br##"{"boxes":[{"x":0.05,"y":0.25,"w":0.3,"h":0.5,"color":"#ff0000"}]}"##;
+    let right = br##"{"boxes":[{"x":0.6,"y":0.25,"w":0.3,"h":0.5,"color":"#ff00ff"}]}"##;
+    let capture = 1_700_000_000_000_000u64;
+    let stages = [
+        ("inferred".to_string(), capture + 20_000),
+        ("received".to_string(), capture + 22_000),
+    ];
+    let mut body = Vec::new();
+    for (seq, meta, stages) in [
+        (1, Some(&left[..]), &[][..]),
+        (2, None, &[][..]),
+        (3, Some(&right[..]), &stages[..]),
+    ] {
+        let info = PartInfo {
+            seq,
+            timestamp_micros: capture,
+            stages,
+            meta,
+            // Frame 3 is a rendition (what the dashboard shows as data-rendition).
+            rendition: (seq == 3).then_some(RENDITION),
+        };
+        Layout::FramesMeta.write_part_with(&mut body, &jpeg(None).await, &info);
+    }
+    let url = blob_url(&body, FRAMES_CONTENT_TYPE);
+    let clock = Some(Estimate {
+        offset_us: 0.0,
+        error_us: 100.0,
+    });
+    for show in [true, false] {
+        let c = canvas(1, 1);
+        let player = Player::start(url.clone(), c.clone(), std::rc::Rc::new(show.into())).unwrap();
+        // Every part painted or superseded, and nothing left open: frame 3, the newest, is on
+        // the canvas.
+        let view = until(5_000, || {
+            let v = player.view(clock);
+            let done = v.stats.frames + v.stats.skipped_here == 3;
+            (done && v.stats.last_seq == Some(3) && v.open_bitmaps == 0).then_some(v)
+        })
+        .await
+        .unwrap_or_else(|| panic!("frame 3 painted within 5 s: {:?}", player.view(clock)));
+        // The right box's left edge (x = 0.6 W, 2 px line inside it), and where the left
+        // box's edge was.
+        let right_edge = pixel(&c, W * 6 / 10, H / 2);
+        let left_edge = pixel(&c, W / 20, H / 2);
+        let grey = |p: &[u8]| p[..3].iter().all(|v| v.abs_diff(90) < 12);
+        assert!(
+            grey(&left_edge),
+            "frame 1's box is not over frame 3: {left_edge:?}"
+        );
+        if show {
+            assert_eq!(right_edge[..3], [255, 0, 255], "frame 3's box");
+            assert_eq!(view.meta_shapes, 1);
+        } else {
+            assert!(grey(&right_edge), "the switch is off: {right_edge:?}");
+            assert_eq!(view.meta_shapes, 0);
+        }
+        assert_eq!(
+            view.rendition,
+            Some(RENDITION),
+            "frame 3 says it is a rendition"
+        );
+        // Frame 3's checkpoints, and the segments add up to the total.
+        let w = view.stats.waterfall.expect("a waterfall");
+        let names: Vec<&str> = w.segments.iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["inferred", "received", "arrived", "painted"]);
+        assert_eq!((w.segments[0].1, w.segments[1].1), (20.0, 2.0));
+        let sum: f64 = w.segments.iter().map(|(_, ms)| ms).sum();
+        assert!((sum - w.total_ms).abs() < 1e-3, "{w:?}");
+        drop(player);
+    }
+    Url::revoke_object_url(&url).unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn a_body_that_is_not_multipart_is_reported_as_a_parse_error() {
     // What a middlebox that rewrites the response looks like: the right type, other bytes.
     let url = blob_url(&vec![b'x'; 100_000], FRAMES_CONTENT_TYPE);
-    let player = Player::start(url.clone(), canvas(1, 1)).unwrap();
+    let player = Player::start(url.clone(), canvas(1, 1), Default::default()).unwrap();
     // /api/time does not answer here, so the player takes the relay for down rather than
     // falling back: the parse error is what it must report.
     let view = until(5_000, || {

@@ -7,7 +7,10 @@
 //! - [`player`]: the fetch path (stream reader, shared parser, off-thread decode, canvas paint,
 //!   fallback decisions).
 //! - [`stamp_reader`]: the `<img>` path's latency, read back from the frame stamp in its pixels.
+//! - [`meta_canvas`]: a frame's metadata (boxes, lines, points, text) drawn over it.
 //! - [`stats`]: FPS, latency percentiles, jitter, bitrate, skips (plain Rust, host-tested).
+//! - [`waterfall`]: capture to paint checkpoint by checkpoint, as medians (plain Rust,
+//!   host-tested).
 //! - [`clock`]: NTP-style clock offset to the relay (plain Rust, host-tested).
 //! - [`budget`]: how many streams fit the browser's connections (plain Rust, host-tested).
 //! - [`auth`]: the relay's token, when it asks for one.
@@ -21,9 +24,11 @@ mod budget;
 mod clock;
 mod components;
 mod hooks;
+mod meta_canvas;
 mod player;
 mod stamp_reader;
 mod stats;
+mod waterfall;
 mod web;
 
 fn main() {

@@ -7,6 +7,11 @@
 //! decoded bitmap waits in `pending` for the animation frame (a newer bitmap replaces it). Every
 //! bitmap is closed: on paint, when superseded, or when the player stops. No object URLs.
 //!
+//! A frame's metadata (`?meta=1`: a JSON part right before its JPEG part, same `X-Sequence`)
+//! travels with that frame through decode and paint and is drawn right after its picture, in the
+//! same animation frame ([`crate::meta_canvas`]), while the viewer's switch is on. Its stage times
+//! and arrival go to the waterfall ([`crate::waterfall`]) when it is painted.
+//!
 //! Failure handling, decided after each attempt ends (its request is always aborted first, so
 //! a failed attempt never keeps a connection):
 //! - the relay does not answer `/api/time` either: it is down or restarting; reconnect quickly.
@@ -29,9 +34,12 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::{Rc, Weak};
 
+use bytes::Bytes;
 use gloo_timers::callback::Interval;
 use js_sys::{Reflect, Uint8Array};
+use mjpeg_shared::meta::shapes_of;
 use mjpeg_shared::multipart::{MultipartParser, Part};
+use mjpeg_shared::wire::{Rendition, META_CONTENT_TYPE};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
@@ -125,6 +133,13 @@ pub struct PlayerView {
     pub undecodable: u64,
     /// Stretches of the stream the parser refused (it resynchronises at the next boundary).
     pub parse_errors: u64,
+    /// Shapes drawn over the newest frame painted (0 with the switch off or no metadata).
+    pub meta_shapes: usize,
+    /// Frames painted with their metadata drawn.
+    pub meta_frames: u64,
+    /// The rendition of the newest frame painted, as `X-Rendition` says (`None`: the source's
+    /// own frames).
+    pub rendition: Option<Rendition>,
 }
 
 /// A running fetch-path player; stops (aborting its request) when dropped.
@@ -132,14 +147,25 @@ pub struct Player {
     inner: Rc<Inner>,
 }
 
+/// What a frame brings besides its pixels, carried from its part to its paint.
+struct Timeline {
+    capture_us: Option<f64>,
+    stages: Vec<(String, u64)>,
+    /// Local time its part was complete.
+    arrived_at: f64,
+    /// Its metadata (JSON), if it came with any.
+    meta: Option<Bytes>,
+    rendition: Option<Rendition>,
+}
+
 struct Frame {
     blob: Blob,
-    capture_us: Option<f64>,
+    timeline: Timeline,
 }
 
 struct Decoded {
     bitmap: ImageBitmap,
-    capture_us: Option<f64>,
+    timeline: Timeline,
 }
 
 struct Inner {
@@ -162,11 +188,23 @@ struct Inner {
     last_chunk_us: Cell<f64>,
     first_paint_ms: Cell<Option<f64>>,
     paint_frames: RefCell<Option<web::AnimationFrames>>,
+    /// The viewer's switch: draw metadata over the picture.
+    show_meta: Rc<Cell<bool>>,
+    /// The metadata part just read, waiting for its JPEG part: (its sequence number, the JSON).
+    meta_next: RefCell<Option<(u64, Bytes)>>,
+    meta_shapes: Cell<usize>,
+    meta_frames: Cell<u64>,
+    rendition: Cell<Option<Rendition>>,
 }
 
 impl Player {
-    /// Starts playing `url` (a `.frames` endpoint) onto `canvas`.
-    pub fn start(url: String, canvas: HtmlCanvasElement) -> Result<Player, String> {
+    /// Starts playing `url` (a `.frames` endpoint) onto `canvas`, drawing frames' metadata
+    /// while `show_meta` is set.
+    pub fn start(
+        url: String,
+        canvas: HtmlCanvasElement,
+        show_meta: Rc<Cell<bool>>,
+    ) -> Result<Player, String> {
         let ctx = web::context_2d(&canvas, false)?;
         let inner = Rc::new(Inner {
             url,
@@ -186,6 +224,11 @@ impl Player {
             last_chunk_us: Cell::new(0.0),
             first_paint_ms: Cell::new(None),
             paint_frames: RefCell::new(None),
+            show_meta,
+            meta_next: RefCell::new(None),
+            meta_shapes: Cell::new(0),
+            meta_frames: Cell::new(0),
+            rendition: Cell::new(None),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         *inner.paint_frames.borrow_mut() = Some(web::AnimationFrames::new(move || {
@@ -207,6 +250,9 @@ impl Player {
             first_paint_ms: i.first_paint_ms.get(),
             undecodable: i.undecodable.get(),
             parse_errors: i.parse_errors.get(),
+            meta_shapes: i.meta_shapes.get(),
+            meta_frames: i.meta_frames.get(),
+            rendition: i.rendition.get(),
         }
     }
 }
@@ -341,6 +387,8 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
         // Stopped between spawning and now: never open the request.
         return Err(Failure::Ended);
     }
+    // A new response: nothing from the last one belongs to its frames.
+    inner.meta_next.borrow_mut().take();
 
     // A connection can die without a reset (a laptop sleeping, a NAT forgetting it): then read()
     // waits forever. Once frames flowed, silence for STALL_MS ends the attempt.
@@ -444,8 +492,20 @@ impl Inner {
         *self.mode.borrow_mut() = mode;
     }
 
-    /// A complete part: count it and hand it to the decoder (or park it as the newest).
+    /// A complete part: count it and hand it to the decoder (or park it as the newest). A
+    /// metadata part waits for the JPEG part after it.
     fn on_part(self: &Rc<Self>, part: Part) {
+        if part.content_type().as_deref() == Some(META_CONTENT_TYPE) {
+            // Kept as bytes: parsed only if its frame is painted with the switch on.
+            *self.meta_next.borrow_mut() = part.sequence().map(|seq| (seq, part.body));
+            return;
+        }
+        // The waiting metadata is this frame's only if the sequence numbers match: a frame
+        // whose metadata went missing shows no box rather than another frame's.
+        let meta = match self.meta_next.borrow_mut().take() {
+            Some((seq, json)) if Some(seq) == part.sequence() => Some(json),
+            _ => None,
+        };
         let now = web::now_us();
         let capture_us = part.timestamp_micros().map(|t| t as f64);
         self.stats
@@ -458,7 +518,16 @@ impl Inner {
             self.undecodable.set(self.undecodable.get() + 1);
             return;
         };
-        let frame = Frame { blob, capture_us };
+        let frame = Frame {
+            blob,
+            timeline: Timeline {
+                capture_us,
+                stages: part.stages(),
+                arrived_at: now,
+                meta,
+                rendition: part.rendition(),
+            },
+        };
         if self.decoding.get() {
             if self.next.replace(Some(frame)).is_some() {
                 self.stats.borrow_mut().on_superseded();
@@ -492,7 +561,7 @@ impl Inner {
                     }
                     let decoded = Decoded {
                         bitmap,
-                        capture_us: frame.capture_us,
+                        timeline: frame.timeline,
                     };
                     if let Some(old) = inner.pending.replace(Some(decoded)) {
                         inner.close(old.bitmap);
@@ -530,9 +599,23 @@ impl Inner {
         }
         let _ = self.ctx.draw_image_with_image_bitmap(&d.bitmap, 0.0, 0.0);
         self.close(d.bitmap);
+        let t = d.timeline;
+        let shapes = match (&t.meta, self.show_meta.get()) {
+            (Some(json), true) => shapes_of(json),
+            _ => Vec::new(),
+        };
+        if !shapes.is_empty() {
+            crate::meta_canvas::draw(&self.ctx, f64::from(w), f64::from(h), &shapes);
+            self.meta_frames.set(self.meta_frames.get() + 1);
+        }
+        self.meta_shapes.set(shapes.len());
+        self.rendition.set(t.rendition);
         let now = web::now_us();
         let mut stats = self.stats.borrow_mut();
-        stats.on_painted(now, d.capture_us, w, h);
+        stats.on_painted(now, t.capture_us, w, h);
+        if let Some(capture) = t.capture_us {
+            stats.on_timeline(now, capture, &t.stages, t.arrived_at);
+        }
         stats.on_work(now, now - started);
         if self.first_paint_ms.get().is_none() {
             self.first_paint_ms.set(Some(web::since_navigation_ms()));

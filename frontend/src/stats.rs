@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::clock::Estimate;
+use crate::waterfall::{self, Waterfall};
 
 const FPS_WINDOW_US: f64 = 1e6;
 const LATENCY_WINDOW_US: f64 = 2e6;
@@ -67,6 +68,8 @@ pub struct Snapshot {
     pub frozen: bool,
     /// Last minute, oldest first.
     pub history: Rc<Vec<Point>>,
+    /// Capture to painted, checkpoint by checkpoint (fetch path, frames with a capture time).
+    pub waterfall: Option<waterfall::Summary>,
 }
 
 /// See the module docs.
@@ -92,6 +95,7 @@ pub struct FrameStats {
     height: u32,
     history: VecDeque<Point>,
     last_history: Option<f64>,
+    waterfall: Waterfall,
 }
 
 impl FrameStats {
@@ -127,6 +131,19 @@ impl FrameStats {
         self.last_paint = Some(at);
         self.painted.push_back((at, capture_us.map(|c| at - c)));
         prune(&mut self.painted, at - LATENCY_WINDOW_US);
+    }
+
+    /// A frame painted at `at` passed these checkpoints (fetch path): its capture time, its
+    /// stages and the local time it arrived.
+    pub fn on_timeline(
+        &mut self,
+        at: f64,
+        capture_us: f64,
+        stages: &[(String, u64)],
+        arrived_at: f64,
+    ) {
+        self.waterfall
+            .on_painted(at, capture_us, stages, arrived_at);
     }
 
     /// A new frame was seen on screen where only pixels are known (the `<img>` path, by its
@@ -233,6 +250,7 @@ impl FrameStats {
             main_thread_ms,
             frozen: self.frozen(now),
             history: Rc::new(self.history.iter().copied().collect()),
+            waterfall: self.waterfall.summary(now, clock),
         }
     }
 

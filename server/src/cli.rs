@@ -1,6 +1,6 @@
 //! The `mjpeg-relay` command: parse the command line and the config file, run a subcommand
-//! (`cameras`, `hash-password`) or start the relay, log, and serve until Ctrl-C or SIGTERM (the
-//! one shutdown signal every endless stream watches).
+//! (`cameras`, `hash-password`, `sign`) or start the relay, log, and serve until Ctrl-C or
+//! SIGTERM (the one shutdown signal every endless stream watches).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,8 +10,9 @@ use mjpeg_shared::api::Endpoints;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Cli, Command};
-use crate::net::tls;
+use crate::config::{Cli, Command, Settings};
+use crate::http::dashboard::Dashboard;
+use crate::net::{descriptors, tls};
 use crate::relay::{run, Relay, RelayOptions};
 use crate::source::camera::device::{CameraBackend, CameraError};
 use crate::source::camera::nokhwa::NokhwaBackend;
@@ -26,7 +27,7 @@ pub fn main() -> ExitCode {
             return list_cameras(&NokhwaBackend);
         }
         Some(Command::HashPassword) => return hash_password(),
-        None => {}
+        Some(Command::Sign { .. }) | None => {}
     }
     // A config file that does not hold is an argument error too: exit code 2, like clap's.
     let settings = match cli.settings() {
@@ -36,7 +37,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Sign { stream, ttl, fps }) = &cli.command {
+        return sign(&settings, stream, *ttl, *fps);
+    }
     init_tracing(&settings.log);
+    // Each viewer is a descriptor: take all the process may have (module docs of descriptors).
+    match descriptors::raise_limit() {
+        Ok(r) => tracing::info!(
+            before = r.before,
+            now = r.after,
+            "open file limit (RLIMIT_NOFILE) raised to its maximum"
+        ),
+        Err(err) => tracing::warn!(%err, "cannot raise the open file limit"),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -46,8 +59,13 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
+        let dashboard = Dashboard::choose(settings.dashboard.clone());
+        tracing::info!("{}", dashboard.describe());
         let options = RelayOptions {
-            dashboard: settings.dashboard.clone(),
+            dashboard,
+            max_connections: settings.max_connections,
+            allow_hosts: settings.allow_hosts.clone(),
+            frame_ancestors: settings.frame_ancestors.clone(),
             require_camera: settings.require_camera,
             limits: settings.limits,
             allow_origins: settings.allow_origins.clone(),
@@ -83,6 +101,10 @@ pub fn main() -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let scheme = if relay.tls.is_some() { "https" } else { "http" };
+        tracing::info!(
+            max_connections = relay.max_connections,
+            "connections beyond this are refused (--max-connections)"
+        );
         // Scripts and tests read this line to find the port (with --listen ...:0).
         println!("mjpeg-relay listening on {scheme}://{addr}/");
         if !settings.listen.ip().is_loopback() && !settings.access.protects_viewers() {
@@ -110,6 +132,40 @@ pub fn main() -> ExitCode {
     // must not hold the exit back.
     runtime.shutdown_timeout(Duration::from_millis(300));
     code
+}
+
+/// `mjpeg-relay sign`: the query string that opens `stream` for `ttl`.
+fn sign(settings: &Settings, stream: &str, ttl: Duration, fps: Option<u32>) -> ExitCode {
+    use crate::signed::{Grant, SigningKey};
+    let Some(key) = settings.access.signing_key.clone() else {
+        eprintln!(
+            "mjpeg-relay: sign needs the relay's signing key: --signing-key KEY, \
+             MJPEG_RELAY_SIGNING_KEY, or signing_key in --config"
+        );
+        return ExitCode::from(2);
+    };
+    let key = match SigningKey::new(key) {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("mjpeg-relay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = crate::source::spec::validate_name(stream) {
+        eprintln!("mjpeg-relay: --stream: {err}");
+        return ExitCode::from(2);
+    }
+    let now = crate::clock::unix_micros_now() / 1_000_000;
+    let max_fps = crate::http::streams::MAX_VIEWER_FPS as u32;
+    let grant = match Grant::new(stream, ttl.as_secs(), fps, now, max_fps) {
+        Ok(grant) => grant,
+        Err(err) => {
+            eprintln!("mjpeg-relay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", key.sign(&grant));
+    ExitCode::SUCCESS
 }
 
 /// `mjpeg-relay hash-password`: one line from standard input, hashed for the config file.
@@ -198,8 +254,11 @@ async fn signal_shutdown(shutdown: CancellationToken) {
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    // Colours only on a terminal: a journal or a log file would keep the escape codes.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -5,7 +5,8 @@
 //! each other).
 //!
 //! 1. Foundations, used everywhere: [`clock`] (Unix microseconds), [`backoff`] (retry delays),
-//!    [`jpeg`] (sizes from JPEG headers), [`secret`] (tokens and passwords that never print).
+//!    [`jpeg`] (sizes from JPEG headers), [`secret`] (tokens and passwords that never print),
+//!    [`redact`] (secrets cut out of source URLs), [`signed`] (signed embed URLs).
 //! 2. [`source`]: where frames come from. The [`source::Source`] trait, the `NAME=SOURCE` grammar
 //!    ([`source::spec`]), the [`source::feed`] every live source delivers through (one-slot
 //!    channel, demand, NO SIGNAL), and the sources: test pattern, files, camera, ffmpeg,
@@ -32,8 +33,10 @@ pub mod fanout;
 pub mod http;
 pub mod jpeg;
 pub mod net;
+pub mod redact;
 pub mod relay;
 pub mod secret;
+pub mod signed;
 pub mod source;
 
 pub use relay::{run, Relay, RelayOptions, StartError};

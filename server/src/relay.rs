@@ -5,7 +5,6 @@
 //! [`Relay::start`] takes parsed specs and [`RelayOptions`], not the command line: the binary
 //! ([`crate::cli`]) and the tests (fake cameras, port 0) start relays the same way.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::fanout::stream::Stream;
 use crate::fanout::Limits;
 use crate::http::auth::{Access, AccessConfig, IngestToken};
-use crate::http::Site;
+use crate::http::dashboard::Dashboard;
+use crate::http::{Site, SiteOptions};
+use crate::net::conn::ServeOptions;
+use crate::net::descriptors;
 use crate::source::camera::device::CameraBackend;
 use crate::source::camera::nokhwa::NokhwaBackend;
 use crate::source::spec::{SourceSpec, StreamSpec};
@@ -31,6 +33,8 @@ pub struct Relay {
     pub shutdown: CancellationToken,
     /// Serve HTTPS (and HTTP/2) with this.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections open at once; more are refused at once.
+    pub max_connections: usize,
 }
 
 /// Why the relay could not start.
@@ -51,8 +55,8 @@ pub enum StartError {
 /// How to start a relay, besides its streams.
 #[derive(Clone)]
 pub struct RelayOptions {
-    /// Folder of the built dashboard.
-    pub dashboard: PathBuf,
+    /// Where `/` comes from.
+    pub dashboard: Dashboard,
     /// Where cameras come from: the real devices, or a fake in tests.
     pub cameras: Arc<dyn CameraBackend>,
     /// Fail at startup when a camera does not open, instead of showing NO SIGNAL.
@@ -65,18 +69,31 @@ pub struct RelayOptions {
     pub access: AccessConfig,
     /// HTTPS with HTTP/2 ([`crate::net::tls::server_config`]); default: plain HTTP/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--max-connections`; default: from the descriptor limit in force when the relay starts
+    /// ([`descriptors::default_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// `--allow-host` names ([`crate::http::guard`]).
+    pub allow_hosts: Vec<String>,
+    /// CSP `frame-ancestors` for the dashboard and the API.
+    pub frame_ancestors: String,
 }
+
+/// Who may frame the dashboard when `--frame-ancestors` is not given.
+pub const DEFAULT_FRAME_ANCESTORS: &str = "'self'";
 
 impl Default for RelayOptions {
     fn default() -> Self {
         RelayOptions {
-            dashboard: PathBuf::from("dist"),
+            dashboard: Dashboard::choose(None),
             cameras: Arc::new(NokhwaBackend),
             require_camera: false,
             limits: Limits::default(),
             allow_origins: Vec::new(),
             access: AccessConfig::default(),
             tls: None,
+            max_connections: None,
+            allow_hosts: Vec::new(),
+            frame_ancestors: DEFAULT_FRAME_ANCESTORS.into(),
         }
     }
 }
@@ -138,21 +155,35 @@ impl Relay {
                 spec.source.to_string(),
                 opened,
                 options.limits.max_viewers_per_stream,
+                options
+                    .limits
+                    .max_renditions
+                    .unwrap_or(crate::fanout::DEFAULT_MAX_RENDITIONS),
                 shutdown.clone(),
             ));
         }
         let site = Site::new(
             streams,
             shutdown.clone(),
-            options.dashboard,
-            options.limits,
-            options.allow_origins,
+            SiteOptions {
+                dashboard: options.dashboard,
+                limits: options.limits,
+                allow_origins: options.allow_origins,
+                allow_hosts: options.allow_hosts,
+                frame_ancestors: options.frame_ancestors,
+            },
             access,
         );
+        let max_connections = options.max_connections.unwrap_or_else(|| {
+            descriptors::soft_limit()
+                .map(descriptors::default_max_connections)
+                .unwrap_or(1024)
+        });
         Ok(Arc::new(Relay {
             site: Arc::new(site),
             shutdown,
             tls: options.tls,
+            max_connections,
         }))
     }
 }
@@ -160,13 +191,12 @@ impl Relay {
 /// Serves `relay` on `listener` until `relay.shutdown` fires; returns once connections are closed
 /// (streams end at once on shutdown; stragglers get [`SHUTDOWN_GRACE`]).
 pub async fn run(listener: TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
-    let routes = crate::http::routes(relay.site.clone());
-    crate::net::conn::serve(
-        listener,
-        routes,
-        relay.tls.clone(),
-        relay.shutdown.clone(),
-        SHUTDOWN_GRACE,
-    )
-    .await
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    let routes = crate::http::routes(relay.site.clone(), loopback);
+    let options = ServeOptions {
+        tls: relay.tls.clone(),
+        max_connections: relay.max_connections,
+        grace: SHUTDOWN_GRACE,
+    };
+    crate::net::conn::serve(listener, routes, options, relay.shutdown.clone()).await
 }

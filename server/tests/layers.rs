@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The crate map's layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "backoff", "jpeg", "secret"],
+    &["clock", "backoff", "jpeg", "secret", "redact", "signed"],
     &["source"],
     &["net"],
     &["fanout"],

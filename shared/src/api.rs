@@ -62,8 +62,41 @@ pub struct StreamInfo {
     /// Why the source is not delivering (a failing attempt, or a camera shown as NO SIGNAL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Frames' metadata a pusher sent in a long ingest stream that was dropped (not JSON, over
+    /// the limit) while the frame was kept; push streams only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_dropped: Option<u64>,
+    /// Frames rendered with their metadata drawn in (`overlay=1`), once per frame however many
+    /// viewers asked; omitted while none was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overlays_rendered: u64,
+    /// The renditions viewers watch now (`?width=`, `?size=`, `?quality=`, `?overlay=1`), each
+    /// made once per frame whatever the number of its viewers; omitted while there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<RenditionInfo>,
     /// Paths of this stream's endpoints.
     pub endpoints: Endpoints,
+}
+
+/// One live rendition of a stream, in [`StreamInfo::renditions`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenditionInfo {
+    /// What its viewers asked, as a query: `width=320&quality=50`.
+    pub asked: String,
+    /// What the newest frame made of it is, as `X-Rendition` says it (`320x180;q=50`); absent
+    /// before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made: Option<String>,
+    /// Viewers (and snapshots being answered) of it now.
+    pub viewers: u64,
+    /// Frames made of it since it went live.
+    pub frames_made: u64,
+    /// CPU time making them (decode, resize, draw, encode), seconds.
+    pub cpu_seconds: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a stream is served.
@@ -120,4 +153,35 @@ pub struct ErrorBody {
 pub struct IngestResult {
     /// Frames accepted from this request.
     pub frames: u64,
+}
+
+/// `GET /api/streams/NAME/meta`: the newest metadata a frame of the stream carried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The sequence number of the frame it belongs to.
+    pub sequence: u64,
+    /// That frame's capture time, Unix microseconds.
+    pub captured_micros: u64,
+    /// The metadata as the pusher sent it (`docs/metadata.md`).
+    pub meta: serde_json::Value,
+}
+
+/// `POST /api/sign` body: a signed URL for one stream's `.mjpg`, `.frames` and `.jpg`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequest {
+    pub stream: String,
+    /// How long the URL opens the stream, in seconds (1 s to about a year).
+    pub ttl_seconds: u64,
+    /// Cap on the viewer's frame rate, enforced by the relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+}
+
+/// `POST /api/sign` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedUrl {
+    /// The query string to append to a stream's endpoint: `[fps=N&]exp=UNIX&sig=HEX`.
+    pub query: String,
+    /// Unix seconds after which it no longer opens the stream.
+    pub expires: u64,
 }

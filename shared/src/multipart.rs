@@ -52,6 +52,40 @@ impl Part {
         self.header(crate::wire::HEADER_SEQUENCE)
             .and_then(|v| v.trim().parse().ok())
     }
+
+    /// The part's `Content-Type`, without parameters, in lower case.
+    pub fn content_type(&self) -> Option<String> {
+        self.header("Content-Type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// `X-Rendition`: the rendition this part is; None for the source's own frames (or a value
+    /// that does not parse).
+    pub fn rendition(&self) -> Option<crate::wire::Rendition> {
+        self.header(crate::wire::HEADER_RENDITION)?.parse().ok()
+    }
+
+    /// `X-Stage-NAME` headers as (NAME in lower case, Unix microseconds), in the order sent; a
+    /// header whose name or time does not parse is left out.
+    pub fn stages(&self) -> Vec<(String, u64)> {
+        let prefix = crate::wire::HEADER_STAGE_PREFIX;
+        self.headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let stage = name
+                    .get(..prefix.len())
+                    .filter(|p| p.eq_ignore_ascii_case(prefix))
+                    .map(|_| &name[prefix.len()..])?;
+                let micros = crate::wire::parse_timestamp(value)?;
+                crate::wire::valid_stage_name(stage).then(|| (stage.to_ascii_lowercase(), micros))
+            })
+            .collect()
+    }
 }
 
 /// Why the parser refused input. After any of these the parser skips to the next boundary and
@@ -546,7 +580,7 @@ mod tests {
                     let micros = 1_700_000_000_000_000 + i as u64 * 33_333;
                     match layout {
                         Layout::Advance => prop_assert_eq!(part.timestamp_micros(), None),
-                        Layout::Strict | Layout::Frames => {
+                        Layout::Strict | Layout::Frames | Layout::FramesMeta => {
                             prop_assert_eq!(part.timestamp_micros(), Some(micros));
                             prop_assert_eq!(part.sequence(), Some(i as u64 + 1));
                         }

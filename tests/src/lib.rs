@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use mjpeg_relay::http::dashboard::Dashboard;
 use mjpeg_relay::source::spec::StreamSpec;
 use mjpeg_relay::{Relay, RelayOptions};
 use mjpeg_shared::api::{ErrorBody, StreamInfo, StreamList};
@@ -42,14 +43,21 @@ pub struct TestRelay {
 impl TestRelay {
     /// Starts a relay serving `specs` (`NAME=SOURCE` strings), with no dashboard.
     pub async fn start(specs: &[&str]) -> Result<Self> {
-        Self::start_with_dashboard(specs, PathBuf::from("/nonexistent-dashboard")).await
+        Self::start_with(
+            specs,
+            RelayOptions {
+                dashboard: Dashboard::Page,
+                ..RelayOptions::default()
+            },
+        )
+        .await
     }
 
     pub async fn start_with_dashboard(specs: &[&str], dashboard: PathBuf) -> Result<Self> {
         Self::start_with(
             specs,
             RelayOptions {
-                dashboard,
+                dashboard: Dashboard::choose(Some(dashboard)),
                 ..RelayOptions::default()
             },
         )
@@ -61,7 +69,7 @@ impl TestRelay {
         Self::start_on(
             specs,
             RelayOptions {
-                dashboard: PathBuf::from("/nonexistent-dashboard"),
+                dashboard: Dashboard::Page,
                 ..RelayOptions::default()
             },
             addr,
@@ -156,31 +164,45 @@ impl TestRelay {
 /// then reading a finite body. A relay that hangs fails the test instead of holding it up.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The client side of a test connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Socket {
+    /// The receive buffer, if not the kernel's default.
+    pub rcvbuf: Option<u32>,
+    /// The local address to connect from (another loopback address is another client).
+    pub from: Option<std::net::IpAddr>,
+}
+
 /// The one place the helpers make a request: `method path` with `headers` and `body` on a
-/// fresh HTTP/1.1 connection (hyper's client; the socket's receive buffer set to `rcvbuf`, if
-/// given), returning the response head within [`TIMEOUT`]. The body is the caller's to read:
-/// whole through [`Reply::read`], part by part through [`StreamReader`], both bounded.
-async fn respond(
+/// fresh HTTP/1.1 connection (hyper's client, from `socket`), returning the response head within
+/// [`TIMEOUT`]. `Host` is the relay's address unless `headers` name one. The body is the
+/// caller's to read: whole through [`Reply::read`], part by part through [`StreamReader`], both
+/// bounded.
+pub async fn respond(
     addr: SocketAddr,
-    rcvbuf: Option<u32>,
+    socket: Socket,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Result<Response<Incoming>> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Host", addr.to_string());
+    let mut req = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("Host", addr.to_string());
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body))?;
     let exchange = async {
-        let socket = TcpSocket::new_v4()?;
-        if let Some(size) = rcvbuf {
-            socket.set_recv_buffer_size(size)?;
+        let tcp = TcpSocket::new_v4()?;
+        if let Some(size) = socket.rcvbuf {
+            tcp.set_recv_buffer_size(size)?;
         }
+        if let Some(ip) = socket.from {
+            tcp.bind(SocketAddr::new(ip, 0))?;
+        }
+        let socket = tcp;
         let stream: TcpStream = socket.connect(addr).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -264,7 +286,8 @@ pub async fn send(
     rcvbuf: Option<u32>,
     headers: &[(&str, &str)],
 ) -> Result<Response<Incoming>> {
-    respond(addr, rcvbuf, "GET", path, headers, Bytes::new()).await
+    let socket = Socket { rcvbuf, from: None };
+    respond(addr, socket, "GET", path, headers, Bytes::new()).await
 }
 
 /// Sends `method path` with `headers` and `body` on a fresh connection and reads the whole
@@ -276,7 +299,7 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Result<Reply> {
-    let resp = respond(addr, None, method, path, headers, body.into()).await?;
+    let resp = respond(addr, Socket::default(), method, path, headers, body.into()).await?;
     Reply::read(&format!("{method} {path}"), resp).await
 }
 
@@ -543,4 +566,40 @@ impl Drop for RelayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts a long multipart push whose parts the test sends through the returned channel.
+pub async fn long_push(
+    relay: &TestRelay,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<(
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<anyhow::Result<u16>>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let body =
+        http_body_util::StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| {
+                (
+                    Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)),
+                    rx,
+                )
+            })
+        }));
+    let stream =
+        tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(relay.addr)).await??;
+    let (mut sender, conn) = tokio::time::timeout(
+        TIMEOUT,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await??;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(path)
+        .header("Host", relay.addr.to_string())
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        .body(body)?;
+    let task = tokio::spawn(async move { Ok(sender.send_request(req).await?.status().as_u16()) });
+    Ok((tx, task))
 }

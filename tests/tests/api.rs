@@ -54,7 +54,10 @@ async fn bad_requests_say_what_is_wrong() -> anyhow::Result<()> {
             "layout applies to .mjpg only",
         ),
         ("/streams/main.mjpg?size=big", "WIDTHxHEIGHT"),
-        ("/streams/main.jpg?size=640x480", "this stream is 320x240"),
+        (
+            "/streams/main.jpg?size=640x480",
+            "the source, which is 320x240",
+        ),
         ("/streams/main.mjpg?fps", "fps \"\""),
         ("/streams/main.mjpg?layout=%73trict&fps=%7A", "fps \"z\""),
     ] {

@@ -19,6 +19,7 @@ const TOKEN: &str = "relay-Token_1";
 const LOBBY: &str = "lobby-token-2";
 const SCRAPE: &str = "scrape-token-3";
 const OWN_PUSH: &str = "push-token-4";
+const SIGNING_KEY: &str = "signing-key-5-0123456789abcdef0123456789";
 
 fn secret(s: &str) -> Secret {
     Secret::new(s).unwrap()
@@ -97,7 +98,7 @@ async fn protected_relay() -> anyhow::Result<TestRelay> {
             "own=push?token=push-token-4",
         ],
         RelayOptions {
-            dashboard: "/nonexistent".into(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
             access: AccessConfig {
                 token: Some(secret(TOKEN)),
                 basic: Some(BasicConfig {
@@ -106,7 +107,11 @@ async fn protected_relay() -> anyhow::Result<TestRelay> {
                 }),
                 metrics_token: Some(secret(SCRAPE)),
                 stream_tokens: vec![("lobby".into(), secret(LOBBY))],
-                ingest_token: None,
+                signing_key: Some(secret(SIGNING_KEY)),
+                // The tables below send hundreds of wrong credentials from one address on
+                // purpose; the limit has its own test.
+                max_failures: 0,
+                ..AccessConfig::default()
             },
             ..RelayOptions::default()
         },
@@ -521,7 +526,7 @@ async fn an_edge_reads_a_protected_origin_with_credentials_in_its_upstream_url(
     let origin = TestRelay::start_with(
         &["main=test?size=160x120&fps=30"],
         RelayOptions {
-            dashboard: "/nonexistent".into(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
             access: AccessConfig {
                 basic: Some(
                     BasicConfig::new("edge", PasswordConfig::Plain(secret("origin-secret")))
@@ -540,7 +545,7 @@ async fn an_edge_reads_a_protected_origin_with_credentials_in_its_upstream_url(
     let edge = TestRelay::start_with(
         &[upstream.as_str()],
         RelayOptions {
-            dashboard: "/nonexistent".into(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
             access: AccessConfig {
                 token: Some(secret(TOKEN)),
                 ..AccessConfig::default()
@@ -567,5 +572,283 @@ async fn an_edge_reads_a_protected_origin_with_credentials_in_its_upstream_url(
     drop(viewer);
     edge.stop().await?;
     origin.stop().await?;
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    mjpeg_relay_tests::now_micros() / 1_000_000
+}
+
+/// Signed embed URLs: `exp=...&sig=...` opens its stream's `.mjpg`, `.frames` and `.jpg` until
+/// it expires, nothing else; changing any part of it (the stream, the expiry, the fps cap)
+/// breaks it; `POST /api/sign` and `mjpeg-relay sign` make ones the relay accepts.
+#[tokio::test]
+async fn signed_urls_open_one_stream_until_they_expire() -> anyhow::Result<()> {
+    use mjpeg_relay::signed::{Grant, SigningKey};
+    use mjpeg_relay_tests::request;
+    let relay = protected_relay().await?;
+    let key = SigningKey::new(secret(SIGNING_KEY)).unwrap();
+    let other_key = SigningKey::new(secret("another-key-0123456789abcdef012345")).unwrap();
+    let now = unix_now();
+    let sign = |key: &SigningKey, stream: &str, expires: u64, fps: Option<u32>| {
+        key.sign(&Grant {
+            stream: stream.into(),
+            expires,
+            fps,
+        })
+    };
+    let main = sign(&key, "main", now + 60, None);
+    let capped = sign(&key, "main", now + 60, Some(2));
+    let rows: Vec<(&str, String, u16, &str)> = vec![
+        ("the stream", format!("/streams/main.mjpg?{main}"), 200, ""),
+        (
+            "fetch-readable",
+            format!("/streams/main.frames?{main}"),
+            200,
+            "",
+        ),
+        ("a snapshot", format!("/streams/main.jpg?{main}"), 200, ""),
+        (
+            "beside a cache buster",
+            format!("/streams/main.jpg?t=1&{main}"),
+            200,
+            "",
+        ),
+        (
+            "with its fps cap",
+            format!("/streams/main.frames?{capped}"),
+            200,
+            "",
+        ),
+        (
+            "on another stream",
+            format!("/streams/lobby.mjpg?{main}"),
+            403,
+            "not valid for this stream",
+        ),
+        (
+            "on the API entry",
+            format!("/api/streams/main?{main}"),
+            401,
+            "",
+        ),
+        ("on the list", format!("/api/streams?{main}"), 401, ""),
+        (
+            "expired",
+            format!("/streams/main.jpg?{}", sign(&key, "main", now - 5, None)),
+            403,
+            "expired",
+        ),
+        (
+            "its fps cap raised",
+            format!("/streams/main.jpg?{}", capped.replace("fps=2", "fps=30")),
+            403,
+            "not valid",
+        ),
+        (
+            "its expiry moved",
+            format!(
+                "/streams/main.jpg?{}",
+                main.replace(&format!("exp={}", now + 60), &format!("exp={}", now + 6000))
+            ),
+            403,
+            "not valid",
+        ),
+        (
+            "signed with another key",
+            format!(
+                "/streams/main.jpg?{}",
+                sign(&other_key, "main", now + 60, None)
+            ),
+            403,
+            "not valid",
+        ),
+        (
+            "a sig that is not hex",
+            "/streams/main.jpg?exp=1&sig=zz".into(),
+            403,
+            "malformed",
+        ),
+    ];
+    for (row, path, want, says) in rows {
+        if want == 200 {
+            let (code, _) = status(&relay, &path, &[]).await?;
+            assert_eq!(code, want, "signed URL {row}: {path}");
+        } else {
+            let r = request(relay.addr, "GET", &path, &[], Vec::new()).await?;
+            assert_eq!(
+                r.status.as_u16(),
+                want,
+                "signed URL {row}: {path}: {}",
+                r.text()
+            );
+            assert!(r.text().contains(says), "signed URL {row}: {}", r.text());
+        }
+    }
+    // The signed fps is the viewer's cap: capture times two frames apart are half a second.
+    let resp = send(
+        relay.addr,
+        &format!("/streams/main.frames?{capped}"),
+        None,
+        &[],
+    )
+    .await?;
+    let mut viewer = mjpeg_relay_tests::StreamReader::from_response("capped", resp).await?;
+    let mut stamps = Vec::new();
+    for _ in 0..3 {
+        let part = viewer.next_part(Duration::from_secs(10)).await?;
+        stamps.push(part.timestamp_micros().unwrap_or_default());
+    }
+    assert!(
+        stamps
+            .windows(2)
+            .all(|w| w[1].saturating_sub(w[0]) >= 400_000),
+        "a 2 fps cap on a 30 fps stream: {stamps:?}"
+    );
+
+    // POST /api/sign, with the relay's credentials.
+    let bearer = format!("Bearer {TOKEN}");
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let lobby_bearer = format!("Bearer {LOBBY}");
+    let lobby_json = [
+        ("Content-Type", "application/json"),
+        ("Authorization", lobby_bearer.as_str()),
+    ];
+    let r = post(
+        relay.addr,
+        "/api/sign",
+        &json,
+        br#"{"stream": "main", "ttl_seconds": 60}"#.to_vec(),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let signed: mjpeg_shared::api::SignedUrl = r.json()?;
+    assert!((now + 59..=now + 62).contains(&signed.expires));
+    let (code, _) = status(&relay, &format!("/streams/main.jpg?{}", signed.query), &[]).await?;
+    assert_eq!(code, 200, "the dashboard's signed URL");
+    for (row, headers, body, want) in [
+        (
+            "no credentials",
+            &json[..1],
+            r#"{"stream": "main", "ttl_seconds": 60}"#,
+            401,
+        ),
+        (
+            "no such stream",
+            &json[..],
+            r#"{"stream": "nope", "ttl_seconds": 60}"#,
+            404,
+        ),
+        ("no ttl", &json[..], r#"{"stream": "main"}"#, 400),
+        (
+            "a stream's own token, for its stream",
+            &lobby_json[..],
+            r#"{"stream": "lobby", "ttl_seconds": 60}"#,
+            403,
+        ),
+        (
+            "an fps over the viewers' limit",
+            &json[..],
+            r#"{"stream": "main", "ttl_seconds": 60, "fps": 5000}"#,
+            400,
+        ),
+        (
+            "a ttl of 0",
+            &json[..],
+            r#"{"stream": "main", "ttl_seconds": 0}"#,
+            400,
+        ),
+    ] {
+        let r = post(relay.addr, "/api/sign", headers, body.as_bytes().to_vec()).await?;
+        assert_eq!(
+            r.status.as_u16(),
+            want,
+            "POST /api/sign with {row}: {}",
+            r.text()
+        );
+    }
+
+    // A relay whose only credentials are a stream's own token signs nothing over HTTP: anyone
+    // could otherwise sign a URL for that stream.
+    let open = TestRelay::start_with(
+        &["lobby=test?size=160x120&fps=30"],
+        RelayOptions {
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
+            access: AccessConfig {
+                stream_tokens: vec![("lobby".into(), secret(LOBBY))],
+                signing_key: Some(secret(SIGNING_KEY)),
+                ..AccessConfig::default()
+            },
+            ..RelayOptions::default()
+        },
+    )
+    .await?;
+    let r = post(
+        open.addr,
+        "/api/sign",
+        &json[..1],
+        br#"{"stream": "lobby", "ttl_seconds": 60}"#.to_vec(),
+    )
+    .await?;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("mjpeg-relay sign"), "{}", r.text());
+    open.stop().await?;
+
+    // `mjpeg-relay sign`, with the same key.
+    let out = relay_cmd()
+        .env("MJPEG_RELAY_SIGNING_KEY", SIGNING_KEY)
+        .args(["sign", "--stream", "main", "--ttl", "10m", "--fps", "5"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = String::from_utf8(out.stdout)?;
+    assert!(query.starts_with("fps=5&exp="), "{query}");
+    let (code, _) = status(&relay, &format!("/streams/main.jpg?{}", query.trim()), &[]).await?;
+    assert_eq!(code, 200, "the command's signed URL");
+    for (args, says) in [
+        (
+            &["sign", "--stream", "main", "--ttl", "10m"][..],
+            "signing key",
+        ),
+        (
+            &[
+                "--signing-key",
+                "short",
+                "sign",
+                "--stream",
+                "main",
+                "--ttl",
+                "1h",
+            ][..],
+            "32",
+        ),
+        (
+            &[
+                "--signing-key",
+                SIGNING_KEY,
+                "sign",
+                "--stream",
+                "main",
+                "--ttl",
+                "600",
+            ][..],
+            "unit",
+        ),
+    ] {
+        let out = relay_cmd()
+            .env_remove("MJPEG_RELAY_SIGNING_KEY")
+            .args(args)
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    relay.stop().await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ async fn relay(origins: &[&str]) -> anyhow::Result<TestRelay> {
     TestRelay::start_with(
         &["main=test?size=160x120&fps=30"],
         RelayOptions {
-            dashboard: "/nonexistent".into(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
             allow_origins: origins.iter().map(|o| o.to_string()).collect(),
             ..RelayOptions::default()
         },

@@ -3,16 +3,20 @@
 //! attributes and from the pixels on screen (frame stamps decoded from the canvas and the
 //! `<img>`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use base64::Engine;
 use mjpeg_relay::RelayOptions;
 use mjpeg_relay_tests::browser::{
     dist, exclusive, overlay_where, playing_fetch, wait_playing, Browser,
 };
 use mjpeg_relay_tests::proxy::BreakingProxy;
-use mjpeg_relay_tests::{eventually, now_micros, TestRelay};
+use mjpeg_relay_tests::{eventually, now_micros, StreamReader, TestRelay};
+use mjpeg_shared::stamp;
 
 async fn relay(specs: &[&str]) -> Result<TestRelay> {
     TestRelay::start_with_dashboard(specs, dist()?).await
@@ -74,6 +78,17 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
         o.num("openBitmaps").unwrap() <= 2.0,
         "bitmaps are closed: {o:?}"
     );
+    // The fetch path asks for ?adapt=1 (its switch is on), and says what it plays: a browser on
+    // loopback keeps up, so the source's own frames.
+    assert_eq!(o.str("rendition"), Some("source"), "{o:?}");
+    let adapt = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-stream=\"main\"] input.adapt').checked",
+            vec![],
+        )
+        .await?;
+    assert_eq!(adapt, serde_json::json!(true));
     let side = overlay_where(&browser, "side", "primary", Duration::from_secs(10), |o| {
         playing_fetch(o) && o.num("fps").is_some_and(|f| (9.0..=11.0).contains(&f))
     })
@@ -265,7 +280,7 @@ async fn the_viewer_resumes_by_itself_after_the_relay_restarts() -> Result<()> {
     let specs = ["main=test?size=320x240&fps=30"];
     let options = || -> Result<RelayOptions> {
         Ok(RelayOptions {
-            dashboard: dist()?,
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Dir(dist()?),
             ..RelayOptions::default()
         })
     };
@@ -456,8 +471,10 @@ async fn without_webassembly_the_page_still_shows_the_stream_as_a_plain_img() ->
 }
 
 /// With `--auth-token` the dashboard asks for the token, says so when it is wrong, then plays
-/// both paths with it (fetch with the header, the compare `<img>` with `?token=`), and keeps it
-/// for the tab's session: a reload plays without asking again.
+/// both paths with it (fetch with the header; the compare `<img>` with a signed URL from
+/// `POST /api/sign`, never the token itself), and keeps it for the tab's session: a reload plays
+/// without asking again. The page runs under the relay's Content-Security-Policy throughout
+/// (a violation would be a console error).
 #[tokio::test]
 async fn the_dashboard_asks_for_the_token_and_keeps_it_for_the_session() -> Result<()> {
     use mjpeg_relay::http::auth::AccessConfig;
@@ -466,9 +483,10 @@ async fn the_dashboard_asks_for_the_token_and_keeps_it_for_the_session() -> Resu
     let relay = TestRelay::start_with(
         &["main=test?size=640x480&fps=30"],
         RelayOptions {
-            dashboard: dist()?,
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Dir(dist()?),
             access: AccessConfig {
                 token: Some(Secret::new("dash-token").unwrap()),
+                signing_key: Some(Secret::new("dashboard-signing-key-0123456789abcdef").unwrap()),
                 ..AccessConfig::default()
             },
             ..RelayOptions::default()
@@ -491,6 +509,18 @@ async fn the_dashboard_asks_for_the_token_and_keeps_it_for_the_session() -> Resu
     })
     .await?;
     assert_eq!(relay.relay.site.stream("main")?.info().viewers, 2);
+    let src = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-stream=\"main\"] .pane.img img').src",
+            vec![],
+        )
+        .await?;
+    let src = src.as_str().unwrap_or_default();
+    assert!(
+        src.contains("sig=") && src.contains("exp=") && !src.contains("token="),
+        "the <img> carries a signed URL, not the token: {src}"
+    );
 
     // Same tab, reloaded: no prompt, playing.
     browser.client.refresh().await?;
@@ -534,5 +564,203 @@ async fn submit_token(browser: &Browser, token: &str) -> Result<()> {
             vec![serde_json::json!(token)],
         )
         .await?;
+    Ok(())
+}
+
+/// What a canvas shows, read in one script (so between two paints): the pixels of the
+/// dashboard's default box colour (0, 255, 96), the first and last columns and rows with at
+/// least 40 of them (a box's edges; a label's text has fewer), the picture's colour 10 px
+/// inside the box's left and right edges halfway down, and the frame stamp's pixels.
+async fn boxes_on(browser: &Browser, canvas: &str) -> Result<Option<serde_json::Value>> {
+    let v = browser
+        .client
+        .execute(
+            "const c = document.querySelector(arguments[0]);
+             if (!c || c.width < 100) return null;
+             const w = c.width, h = c.height;
+             const d = c.getContext('2d').getImageData(0, 0, w, h).data;
+             const at = (x, y) => (x < 0 || y < 0 || x >= w || y >= h) ? null
+                 : [d[(y * w + x) * 4], d[(y * w + x) * 4 + 1], d[(y * w + x) * 4 + 2]];
+             const green = p => p[0] <= 8 && p[1] >= 247 && Math.abs(p[2] - 96) <= 8;
+             const cols = new Array(w).fill(0), rows = new Array(h).fill(0);
+             let n = 0;
+             for (let y = 0; y < h; y++) for (let x = 0; x < w; x++)
+                 if (green(at(x, y))) { cols[x]++; rows[y]++; n++; }
+             const edges = a => [a.findIndex(v => v >= 40),
+                                 a.length - 1 - [...a].reverse().findIndex(v => v >= 40)];
+             const [left, right] = edges(cols), [top, bottom] = edges(rows);
+             const mid = (top + bottom) >> 1;
+             const s = c.getContext('2d').getImageData(0, 0, arguments[1], arguments[2]).data;
+             let stamp = ''; for (let i = 0; i < s.length; i++) stamp += String.fromCharCode(s[i]);
+             return { n, left, right, top, bottom,
+                      inside: [at(left + 10, mid), at(right - 10, mid)], stamp: btoa(stamp) };",
+            vec![
+                serde_json::json!(canvas),
+                serde_json::json!(stamp::WIDTH),
+                serde_json::json!(stamp::HEIGHT),
+            ],
+        )
+        .await?;
+    Ok((!v.is_null()).then_some(v))
+}
+
+/// The test pattern's square, as JPEG decodes it: (255, 128, 0) give or take.
+fn orange(p: &serde_json::Value) -> bool {
+    let c: Vec<i64> = p
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+        .unwrap_or_default();
+    c.len() == 3 && c[0] > 200 && (80..180).contains(&c[1]) && c[2] < 90
+}
+
+#[tokio::test]
+async fn the_test_pattern_shows_its_box_on_its_frame_and_a_waterfall_that_adds_up() -> Result<()> {
+    let _one = exclusive().await;
+    let relay = relay(&["main=test?size=640x480&fps=30"]).await?;
+    let browser = open_dashboard(relay.addr).await?;
+    let canvas = "[data-stream=\"main\"] .pane.fetch canvas";
+
+    // The waterfall: capture -> encoded (the pattern's stage) -> arrived -> painted, medians over
+    // 2 s; the steps add up to the total, which is the latency shown.
+    let o = overlay_where(&browser, "main", "primary", Duration::from_secs(15), |o| {
+        playing_fetch(o) && o.num("stageTotalMs").is_some() && o.num("latencyP50Ms").is_some()
+    })
+    .await?;
+    let segments: Vec<(&str, f64)> = ["stageEncodedMs", "stageArrivedMs", "stagePaintedMs"]
+        .iter()
+        .map(|k| (*k, o.num(k).unwrap_or(f64::NAN)))
+        .collect();
+    // Every checkpoint is there, none before the one before it by more than the clock's error
+    // (the browser's checkpoints go through the clock offset, the pattern's do not).
+    let clock_error = o.num("clockErrorMs").unwrap_or(f64::NAN);
+    assert!(
+        segments.iter().all(|(_, ms)| *ms >= -clock_error),
+        "{segments:?}, clock error {clock_error} ms: {o:?}"
+    );
+    let stages: Vec<&str> =
+        o.0.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("stage"))
+            .map(String::as_str)
+            .collect();
+    assert_eq!(stages.len(), 4, "no other checkpoint: {stages:?}");
+    let sum: f64 = segments.iter().map(|(_, ms)| ms).sum();
+    let total = o.num("stageTotalMs").unwrap();
+    assert!(
+        (sum - total).abs() <= 1.0,
+        "{segments:?} add up to {sum}, not {total}"
+    );
+    let p50 = o.num("latencyP50Ms").unwrap();
+    assert!(
+        (total - p50).abs() <= 1.0,
+        "total {total} ms, latency p50 {p50} ms"
+    );
+
+    // The box on the canvas is the one in the metadata of the frame the canvas shows (its
+    // stamp says which), as a reader of `.frames?meta=1` beside the dashboard got it, and the
+    // square fills it. The square moves 9 px a frame across and 7 down, so another frame's box
+    // would be off by that much.
+    let metas = Arc::new(Mutex::new(HashMap::<u64, serde_json::Value>::new()));
+    let side_reader = {
+        let mut reader =
+            StreamReader::open(relay.addr, "/streams/main.frames?meta=1", None).await?;
+        let metas = metas.clone();
+        tokio::spawn(async move {
+            while let Ok(part) = reader.next_part(Duration::from_secs(5)).await {
+                if part.content_type().as_deref() == Some("application/json") {
+                    let meta = serde_json::from_slice(&part.body).unwrap_or_default();
+                    metas
+                        .lock()
+                        .unwrap()
+                        .insert(part.sequence().unwrap_or(0), meta);
+                }
+            }
+        })
+    };
+    let mut checked = 0;
+    let started = Instant::now();
+    while checked < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "5 frames checked in 20 s"
+        );
+        let shown_meta = match boxes_on(&browser, canvas).await? {
+            Some(b) => {
+                let rgba = base64::engine::general_purpose::STANDARD
+                    .decode(b["stamp"].as_str().unwrap())?;
+                stamp::decode(&rgba, stamp::WIDTH, stamp::HEIGHT, 4).and_then(|shown| {
+                    // None for frames shown before the side reader joined.
+                    let meta = metas.lock().unwrap().get(&u64::from(shown.seq)).cloned()?;
+                    Some((b, shown, meta))
+                })
+            }
+            None => None,
+        };
+        let Some((b, shown, meta)) = shown_meta else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let want = &meta["boxes"][0];
+        let px = |k: &str, size: f64| want[k].as_f64().unwrap() * size;
+        let edges = [
+            ("left", px("x", 640.0), b["left"].as_f64().unwrap()),
+            ("top", px("y", 480.0), b["top"].as_f64().unwrap()),
+            (
+                "right",
+                px("x", 640.0) + px("w", 640.0) - 1.0,
+                b["right"].as_f64().unwrap(),
+            ),
+            (
+                "bottom",
+                px("y", 480.0) + px("h", 480.0) - 1.0,
+                b["bottom"].as_f64().unwrap(),
+            ),
+        ];
+        for (edge, want, got) in edges {
+            assert!(
+                (want - got).abs() <= 2.0,
+                "frame {}: box {edge} at {got}, its metadata says {want}: {b} {meta}",
+                shown.seq
+            );
+        }
+        for p in b["inside"].as_array().unwrap() {
+            assert!(orange(p), "the square inside its box: {b}");
+        }
+        checked += 1;
+        tokio::time::sleep(Duration::from_millis(150)).await; // other frames, other places
+    }
+    side_reader.abort();
+    let on = overlay_where(&browser, "main", "primary", Duration::from_secs(5), |o| {
+        o.num("metaShapes") == Some(1.0)
+    })
+    .await?;
+    assert!(playing_fetch(&on));
+
+    // The switch takes the boxes off, and puts them back, without reconnecting.
+    browser.click("[data-stream=\"main\"] .show-meta").await?;
+    eventually(Duration::from_secs(5), || async {
+        Ok(boxes_on(&browser, canvas)
+            .await?
+            .filter(|b| b["n"].as_i64() < Some(20))
+            .map(|_| ()))
+    })
+    .await?;
+    overlay_where(&browser, "main", "primary", Duration::from_secs(5), |o| {
+        o.num("metaShapes") == Some(0.0)
+    })
+    .await?;
+    browser.click("[data-stream=\"main\"] .show-meta").await?;
+    eventually(Duration::from_secs(5), || async {
+        Ok(boxes_on(&browser, canvas)
+            .await?
+            .filter(|b| b["n"].as_i64() > Some(200))
+            .map(|_| ()))
+    })
+    .await?;
+
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
     Ok(())
 }

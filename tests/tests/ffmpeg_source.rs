@@ -1,5 +1,6 @@
-//! The ffmpeg source: a video the test makes with ffmpeg, played as a live stream through an
-//! ffmpeg child process that runs only while someone watches and never outlives the relay.
+//! The ffmpeg source: a video the test makes with ffmpeg, played as a live stream through one
+//! ffmpeg child process that runs while someone watches (and `linger` after), is reused by
+//! snapshots and returning viewers, and never outlives the relay.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -43,7 +44,8 @@ fn ffmpeg_children(needle: &str) -> usize {
 async fn a_video_file_plays_as_a_looping_live_stream_while_watched() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let video = make_video(dir.path());
-    let spec = format!("clip=ffmpeg:{}?size=320x240", video.display());
+    // linger=0: ffmpeg stops about a second after the last viewer (the default is 10 s).
+    let spec = format!("clip=ffmpeg:{}?size=320x240&linger=0", video.display());
     let relay = TestRelay::start(&[&spec]).await?;
     let needle = video.display().to_string();
     assert_eq!(ffmpeg_children(&needle), 0, "no viewer, no ffmpeg");
@@ -155,7 +157,8 @@ async fn rtsp_credentials_never_show_even_in_ffmpegs_own_errors() -> anyhow::Res
         "{error}"
     );
     assert!(
-        info.source.starts_with("ffmpeg:rtsp://127.0.0.1:1/stream"),
+        info.source
+            .starts_with("ffmpeg:rtsp://***@127.0.0.1:1/stream"),
         "{info:?}"
     );
     relay.stop().await?;
@@ -266,5 +269,70 @@ async fn when_ffmpeg_loses_its_input_viewers_see_no_signal_naming_why_then_live_
     assert!(counter("source_errors") >= 1.0, "{metrics}");
     assert!(counter("source_recoveries") >= 1.0, "{metrics}");
     relay.stop().await?;
+    Ok(())
+}
+
+/// A stand-in for ffmpeg that notes each start (its arguments) in `log`, then runs ffmpeg.
+fn counting_ffmpeg(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("starts.log");
+    let wrapper = dir.join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec ffmpeg \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, log)
+}
+
+/// ffmpeg children started so far (the relay's `-version` check at startup is not one).
+fn starts(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains("-version"))
+        .count()
+}
+
+/// What a snapshot loop (a home-automation camera card, a cron job) does to an RTSP camera:
+/// with one child lingering 10 s after each use, it sees one session, not one per snapshot.
+#[tokio::test]
+async fn snapshots_and_returning_viewers_reuse_one_ffmpeg_child() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let video = make_video(dir.path());
+    let (wrapper, log) = counting_ffmpeg(dir.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mjpeg-relay-under-test"));
+    cmd.env("MJPEG_RELAY_FFMPEG", &wrapper).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--stream",
+        &format!("clip=ffmpeg:{}", video.display()),
+    ]);
+    let relay = RelayProcess::spawn(cmd)?;
+    // Five snapshots of the idle stream at once: one child.
+    let first = futures_util::future::try_join_all(
+        (0..5).map(|_| mjpeg_relay_tests::get(relay.addr, "/streams/clip.jpg")),
+    )
+    .await?;
+    for r in &first {
+        assert_eq!(r.status, 200, "{}", r.text());
+        decode_jpeg(&r.body)?;
+    }
+    assert_eq!(starts(&log), 1, "concurrent snapshots of an idle stream");
+    // Then a snapshot every 1.5 s (longer than the old one-second grace) and viewers coming and
+    // going: the same child throughout. The pauses are the scenario, not a wait.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let r = mjpeg_relay_tests::get(relay.addr, "/streams/clip.jpg").await?;
+        assert_eq!(r.status, 200);
+        let mut viewer =
+            mjpeg_relay_tests::StreamReader::open(relay.addr, "/streams/clip.frames", None).await?;
+        viewer.next_part(T).await?;
+    }
+    assert_eq!(starts(&log), 1, "one ffmpeg child for the whole loop");
     Ok(())
 }

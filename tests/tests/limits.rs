@@ -15,10 +15,11 @@ async fn viewers_beyond_the_caps_get_503_and_admitted_viewers_keep_their_rate() 
     let relay = TestRelay::start_with(
         &["a=test?size=160x120&fps=30", "b=test?size=160x120&fps=30"],
         RelayOptions {
-            dashboard: "/nonexistent".into(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
             limits: Limits {
                 max_viewers: Some(3),
                 max_viewers_per_stream: Some(2),
+                ..Limits::default()
             },
             ..RelayOptions::default()
         },

@@ -5,15 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::StreamBody;
-use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
 use mjpeg_relay::http::auth::AccessConfig;
 use mjpeg_relay::RelayOptions;
-use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, make_jpeg, Reply, TestRelay};
+use mjpeg_relay_tests::{decode_jpeg, jpeg_dir, long_push, make_jpeg, Reply, TestRelay};
 use mjpeg_shared::api::IngestResult;
 
-const T: Duration = Duration::from_secs(5);
+/// Bound on each wait: generous, since ffmpeg and Python start on a busy CI machine too.
+const T: Duration = Duration::from_secs(15);
 
 /// POSTs `body` with the given headers.
 async fn post(
@@ -212,37 +210,6 @@ async fn tokens_types_and_sizes_are_checked_and_the_stream_stays_up() -> anyhow:
     assert_eq!(&viewer.next_part(T).await?.body[..], &jpeg[..]);
     relay.stop().await?;
     Ok(())
-}
-
-/// Starts a long multipart push whose parts the test sends through the returned channel.
-async fn long_push(
-    relay: &TestRelay,
-    path: &str,
-    token: &str,
-) -> anyhow::Result<(
-    tokio::sync::mpsc::Sender<Bytes>,
-    tokio::task::JoinHandle<anyhow::Result<u16>>,
-)> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
-    }));
-    let stream = tokio::time::timeout(T, tokio::net::TcpStream::connect(relay.addr)).await??;
-    let (mut sender, conn) = tokio::time::timeout(
-        T,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await??;
-    tokio::spawn(conn);
-    let req = hyper::Request::post(path)
-        .header("Host", relay.addr.to_string())
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        .body(body)?;
-    let task = tokio::spawn(async move { Ok(sender.send_request(req).await?.status().as_u16()) });
-    Ok((tx, task))
 }
 
 fn part(jpeg: &[u8]) -> Bytes {

@@ -21,7 +21,9 @@ async fn tls_relay(
     TestRelay::start_with(
         specs,
         RelayOptions {
-            dashboard: dashboard.to_path_buf(),
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::choose(Some(
+                dashboard.to_path_buf(),
+            )),
             tls: Some(cert.server_config()?),
             ..RelayOptions::default()
         },

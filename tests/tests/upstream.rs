@@ -237,7 +237,7 @@ async fn credentials_in_the_url_go_upstream_and_nowhere_else() -> anyhow::Result
     );
     let source = edge.info("up").await?.source;
     assert!(
-        source.starts_with(&format!("http://{upstream}/cam")),
+        source.starts_with(&format!("http://***@{upstream}/cam")),
         "{source}"
     );
     edge.stop().await?;

@@ -18,13 +18,25 @@ pub struct FetchViewProps {
     /// Receives the median latency at overlay rate (None in fallback).
     #[prop_or_default]
     pub on_p50: Callback<Option<f64>>,
+    /// Draw each frame's metadata (boxes, labels, lines, text) over it.
+    #[prop_or(true)]
+    pub show_meta: bool,
+    /// Ask the relay to send each frame at the size and quality the link carries (`adapt=1`).
+    #[prop_or(true)]
+    pub adapt: bool,
 }
 
 #[component]
 pub fn FetchView(props: &FetchViewProps) -> Html {
     let canvas = use_node_ref();
-    let url = AttrValue::from(Endpoints::for_stream(&props.name).frames);
-    let view = use_player(url, canvas.clone());
+    // With each frame's metadata, if it has any (a stream without sends exactly what it would
+    // without `meta=1`); switching `adapt` is a new URL, so the player reconnects.
+    let url = AttrValue::from(format!(
+        "{}?meta=1{}",
+        Endpoints::for_stream(&props.name).frames,
+        if props.adapt { "&adapt=1" } else { "" }
+    ));
+    let view = use_player(url, canvas.clone(), props.show_meta);
     let mode = view
         .as_ref()
         .map(|v| v.mode.clone())
@@ -52,7 +64,9 @@ pub fn FetchView(props: &FetchViewProps) -> Html {
                 if let (false, Some(v)) = (fallback, &view) {
                     <Overlay role="primary" transport={mode.transport()} state={mode.state()}
                         stats={v.stats.clone()} first_paint_ms={v.first_paint_ms}
-                        open_bitmaps={Some(v.open_bitmaps)} note={note.map(AttrValue::from)} />
+                        open_bitmaps={Some(v.open_bitmaps)} note={note.map(AttrValue::from)}
+                        meta_shapes={Some(v.meta_shapes)}
+                        rendition={AttrValue::from(v.rendition.map_or("source".to_string(), |r| r.to_string()))} />
                 }
             </div>
             if let Mode::Fallback { reason, retry } = &mode {

@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use super::chart::Chart;
 use super::overlay::Overlay;
-use crate::hooks::use_stamp_reader;
+use crate::hooks::{use_img_url, use_stamp_reader};
 use crate::web;
 
 /// Wait before reloading an `<img>` whose stream failed or ended.
@@ -87,10 +87,14 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
     }
 
     let base = Endpoints::for_stream(&props.name).classic;
-    let src = crate::auth::with_token(&match (props.epoch, *generation) {
-        (0, 0) => base,
-        (e, g) => format!("{base}?reload={e}.{g}"),
-    });
+    let src = use_img_url(
+        props.name.clone(),
+        match (props.epoch, *generation) {
+            (0, 0) => base,
+            (e, g) => format!("{base}?reload={e}.{g}"),
+        },
+        false,
+    );
     let (stats, showing, stamped) = view
         .as_ref()
         .map(|v| (v.stats.clone(), v.showing, v.stamped))

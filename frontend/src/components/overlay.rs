@@ -1,12 +1,18 @@
 //! The figures drawn over a picture: FPS, latency, jitter, size, bitrate, resolution, skips,
-//! transport, clock error. Each value is also on the element as a `data-` attribute, as a plain
-//! number (no unit), so tools and tests can read what a person sees.
+//! transport, clock error, and the latency waterfall (capture, each stage, arrived, painted).
+//! Each value is also on the element as a `data-` attribute, as a plain number (no unit), so
+//! tools and tests can read what a person sees: the waterfall's as `data-stage-NAME-ms` (the
+//! step from the checkpoint before, in ms) and `data-stage-total-ms`, set by hand because the
+//! names come from the stream.
 
 use yew::prelude::*;
 
 use crate::clock::Estimate;
 use crate::hooks::ClockHandle;
 use crate::stats::Snapshot;
+use crate::waterfall::Summary;
+
+const STAGE_ATTR: (&str, &str) = ("data-stage-", "-ms");
 
 #[derive(Properties, PartialEq)]
 pub struct OverlayProps {
@@ -28,6 +34,63 @@ pub struct OverlayProps {
     /// Shown under the figures (why a fallback, what is missing).
     #[prop_or_default]
     pub note: Option<AttrValue>,
+    /// Metadata shapes drawn over the newest frame (fetch path).
+    #[prop_or_default]
+    pub meta_shapes: Option<usize>,
+    /// What the newest frame is: `source`, or its rendition as `X-Rendition` says
+    /// (`320x180;q=85`); unknown on the `<img>` path.
+    #[prop_or_default]
+    pub rendition: Option<AttrValue>,
+}
+
+/// Puts the waterfall's `data-stage-*-ms` attributes on `el`, removing those of checkpoints it
+/// no longer has.
+fn set_stage_attributes(el: &web_sys::Element, waterfall: Option<&Summary>) {
+    let wanted: Vec<(String, String)> = waterfall
+        .map(|w| {
+            w.segments
+                .iter()
+                .map(|(name, ms)| (name.to_string(), *ms))
+                .chain([(crate::waterfall::TOTAL.to_string(), w.total_ms)])
+                .map(|(name, ms)| {
+                    (
+                        format!("{}{name}{}", STAGE_ATTR.0, STAGE_ATTR.1),
+                        format!("{ms:.2}"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = el.get_attribute_names();
+    for name in names.iter().filter_map(|n| n.as_string()) {
+        if name.starts_with(STAGE_ATTR.0) && !wanted.iter().any(|(w, _)| *w == name) {
+            let _ = el.remove_attribute(&name);
+        }
+    }
+    for (name, value) in wanted {
+        let _ = el.set_attribute(&name, &value);
+    }
+}
+
+/// `capture → encoded 4.1 → arrived 0.6 → painted 9.8 = 14.5 ms`, and the same as a bar.
+fn waterfall_view(w: &Summary) -> Html {
+    let line = w
+        .segments
+        .iter()
+        .map(|(name, ms)| format!(" → {name} {ms:.1}"))
+        .collect::<String>();
+    let total = w.total_ms.max(f64::EPSILON);
+    html! {
+        <div class="waterfall">
+            <div>{ format!("capture{line} = {:.1} ms", w.total_ms) }</div>
+            <div class="bar">
+                { for w.segments.iter().enumerate().map(|(i, (name, ms))| html! {
+                    <span class={format!("segment s{}", i % 6)} title={format!("{name}: {ms:.1} ms")}
+                        style={format!("width:{:.2}%", (ms / total * 100.0).clamp(0.0, 100.0))}></span>
+                }) }
+            </div>
+        </div>
+    }
 }
 
 fn num(v: f64) -> AttrValue {
@@ -58,8 +121,17 @@ pub fn Overlay(props: &OverlayProps) -> Html {
         ),
         None => "clock offset: probing".into(),
     };
+    let node = use_node_ref();
+    {
+        let (node, waterfall) = (node.clone(), s.waterfall.clone());
+        use_effect_with(waterfall, move |w| {
+            if let Some(el) = node.cast::<web_sys::Element>() {
+                set_stage_attributes(&el, w.as_ref());
+            }
+        });
+    }
     html! {
-        <div class={classes!("overlay", props.role.to_string(), s.frozen.then_some("frozen"))}
+        <div ref={node} class={classes!("overlay", props.role.to_string(), s.frozen.then_some("frozen"))}
             data-transport={props.transport.clone()}
             data-state={props.state.clone()}
             data-fps={props.counts_frames.then(|| num(s.fps))}
@@ -76,7 +148,9 @@ pub fn Overlay(props: &OverlayProps) -> Html {
             data-open-bitmaps={props.open_bitmaps.map(|n| AttrValue::from(n.to_string()))}
             data-first-paint-ms={props.first_paint_ms.map(num)}
             data-width={AttrValue::from(s.width.to_string())}
-            data-height={AttrValue::from(s.height.to_string())}>
+            data-height={AttrValue::from(s.height.to_string())}
+            data-meta-shapes={props.meta_shapes.map(|n| AttrValue::from(n.to_string()))}
+            data-rendition={props.rendition.clone()}>
             <div class="big">{
                 if props.counts_frames {
                     format!("{} · {:.1} fps{}", props.transport, s.fps, if s.frozen { " · frozen" } else { "" })
@@ -90,8 +164,13 @@ pub fn Overlay(props: &OverlayProps) -> Html {
                 s.jitter_ms.map(|j| format!("{j:.1} ms")).unwrap_or_else(|| "–".into()),
                 s.width, s.height, s.last_bytes as f64 / 1024.0, s.kbps
             ) }</div>
-            <div>{ format!("skipped {} by the relay · {} here", s.skipped_upstream, s.skipped_here) }</div>
+            <div>{ format!("skipped {} by the relay · {} here", s.skipped_upstream, s.skipped_here) }{
+                props.rendition.as_ref().map(|r| format!(" · {r}")).unwrap_or_default()
+            }</div>
             <div>{ clock_line }</div>
+            if let Some(w) = &s.waterfall {
+                { waterfall_view(w) }
+            }
             if let Some(note) = &props.note {
                 <div class="note">{ note.clone() }</div>
             }

@@ -4,6 +4,8 @@
 use mjpeg_shared::api::Endpoints;
 use yew::prelude::*;
 
+use crate::hooks::use_img_url;
+
 #[derive(Properties, PartialEq)]
 pub struct PausedProps {
     pub name: AttrValue,
@@ -14,11 +16,15 @@ pub struct PausedProps {
 pub fn Paused(props: &PausedProps) -> Html {
     // One snapshot when the viewer pauses, under a URL no cache has seen.
     let at = use_memo((), |_| js_sys::Date::now() as u64);
+    let src = use_img_url(
+        props.name.clone(),
+        format!("{}?t={}", Endpoints::for_stream(&props.name).snapshot, *at),
+        false,
+    );
     html! {
         <div class="pane paused">
             <div class="picture">
-                <img src={crate::auth::with_token(&format!("{}?t={}", Endpoints::for_stream(&props.name).snapshot, *at))}
-                    alt={format!("stream {}, paused", props.name)} />
+                <img {src} alt={format!("stream {}, paused", props.name)} />
                 <div class="overlay primary" data-transport="none" data-state="paused">
                     <div class="big">{ "paused" }</div>
                     <div class="note">{ props.reason.clone() }</div>

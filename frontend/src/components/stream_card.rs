@@ -26,8 +26,16 @@ pub struct StreamCardProps {
 #[component]
 pub fn StreamCard(props: &StreamCardProps) -> Html {
     let info = &props.info;
+    let snapshot = crate::hooks::use_img_url(
+        info.name.clone().into(),
+        info.endpoints.snapshot.clone(),
+        true,
+    );
     let name = AttrValue::from(info.name.clone());
     let fetch_p50 = use_state_eq(|| None::<f64>);
+    let show_meta = use_state_eq(|| true);
+    // The relay picks each frame's size and quality by what the link carries (`?adapt=1`).
+    let adapt = use_state_eq(|| true);
     let img_p50 = use_state_eq(|| None::<f64>);
     let playing = props.grant == Grant::Play;
 
@@ -46,6 +54,14 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
         let (on_play, want) = (props.on_play.clone(), props.grant == Grant::PausedByUser);
         Callback::from(move |_| on_play.emit(want))
     };
+    let toggle_adapt = {
+        let adapt = adapt.clone();
+        Callback::from(move |_| adapt.set(!*adapt))
+    };
+    let toggle_meta = {
+        let show_meta = show_meta.clone();
+        Callback::from(move |_| show_meta.set(!*show_meta))
+    };
     let toggle_compare = {
         let (on_compare, want) = (props.on_compare.clone(), !props.compare);
         Callback::from(move |_| on_compare.emit(want))
@@ -58,7 +74,7 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
     let picture = match props.grant {
         Grant::Play => html! {
             <div class="panes">
-                <FetchView name={name.clone()} epoch={props.epoch} on_p50={
+                <FetchView name={name.clone()} epoch={props.epoch} show_meta={*show_meta} adapt={*adapt} on_p50={
                     let s = fetch_p50.clone(); Callback::from(move |v| s.set(v))
                 } />
                 if props.compare {
@@ -100,7 +116,17 @@ pub fn StreamCard(props: &StreamCardProps) -> Html {
                         onchange={toggle_compare} />
                     { " compare with a plain <img>" }
                 </label>
-                <a class="button snapshot" href={crate::auth::with_token(&info.endpoints.snapshot)}
+                <label title="draw each frame's boxes, lines and text (its metadata) over it">
+                    <input type="checkbox" class="show-meta" checked={*show_meta}
+                        onchange={toggle_meta} />
+                    { " boxes" }
+                </label>
+                <label title="let the relay lower quality, then size, when the link cannot carry full frames fresh (reconnects)">
+                    <input type="checkbox" class="adapt" checked={*adapt}
+                        onchange={toggle_adapt} />
+                    { " adapt" }
+                </label>
+                <a class="button snapshot" href={snapshot}
                     download={format!("{}.jpg", info.name)}>{ "Snapshot" }</a>
                 if let Some(d) = diff {
                     <span class="diff" data-compare-diff-ms={format!("{d:.2}")}>

@@ -2,11 +2,13 @@
 //! tree. Each one refreshes its component at overlay rate ([`OVERLAY_MS`]), never per frame.
 
 mod use_clock;
+mod use_img_url;
 mod use_player;
 mod use_stamp_reader;
 mod use_streams;
 
 pub use use_clock::{use_clock_probe, ClockHandle};
+pub use use_img_url::use_img_url;
 pub use use_player::use_player;
 pub use use_stamp_reader::use_stamp_reader;
 pub use use_streams::{use_streams, AuthNeeded};

@@ -1,6 +1,8 @@
 //! Runs a [`Player`] on a canvas while `url` is set, and hands its figures to the component at
-//! overlay rate.
+//! overlay rate. `show_meta` is the viewer's switch for drawing frames' metadata, read by the
+//! player at each paint (switching it never reconnects).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
@@ -11,15 +13,18 @@ use super::{ClockHandle, OVERLAY_MS};
 use crate::player::{Player, PlayerView};
 
 #[hook]
-pub fn use_player(url: AttrValue, canvas: NodeRef) -> Option<PlayerView> {
+pub fn use_player(url: AttrValue, canvas: NodeRef, show_meta: bool) -> Option<PlayerView> {
     let clock = use_context::<ClockHandle>().unwrap_or_default();
     let view = use_state_eq(|| None::<PlayerView>);
+    let show = use_memo((), |_| Rc::new(Cell::new(show_meta)));
+    show.set(show_meta);
     {
+        let show = (*show).clone();
         let view = view.clone();
         use_effect_with(url, move |url| {
             let running =
                 canvas.cast::<HtmlCanvasElement>().and_then(|canvas| {
-                    match Player::start(url.to_string(), canvas) {
+                    match Player::start(url.to_string(), canvas, show) {
                         Ok(player) => {
                             let player = Rc::new(player);
                             let p = player.clone();

@@ -28,16 +28,18 @@ Sources:
                             a webcam, opened once while someone watches (closed after idle=10 s);
                             default: its best MJPEG mode up to 1280x720 at 30 fps, else its best
                             raw mode, encoded at quality 80. NO SIGNAL frames while it is missing.
-  ffmpeg:PATH_OR_URL[?fps=N&size=WxH&quality=Q&loop=0]
-                            anything ffmpeg reads (files loop, at real time; RTSP), via an ffmpeg
-                            child process that runs only while someone watches
-  http(s)://[user:pass@]HOST[:PORT]/PATH[#linger=S&ca=PEM]
+  ffmpeg:PATH_OR_URL[?fps=N&size=WxH&quality=Q&loop=0][#linger=S]
+                            anything ffmpeg reads (files loop, at real time; RTSP), via one ffmpeg
+                            child process while someone watches and for linger=10 s after
+  http(s)://[user:pass@]HOST[:PORT]/PATH[?QUERY][#linger=S&ca=PEM]
                             an upstream MJPEG stream (IP camera, another relay): one connection
                             however many viewers, while watched and for linger=10 s after
   push[?token=T&replace=1&max_bytes=N]
                             frames POSTed to /streams/NAME/ingest (one JPEG per request, or one
                             long multipart request); needs a token (here or --ingest-token)
   mjpeg-relay cameras       lists the cameras, their formats, sizes and rates
+  mjpeg-relay --signing-key K sign --stream NAME --ttl 12h [--fps N]
+                            a signed query string that opens one stream for <img> embeds
 
 Endpoints, for a stream NAME:
   /streams/NAME.mjpg        multipart/x-mixed-replace for <img src>; ?layout=strict adds Content-Length
@@ -52,7 +54,7 @@ Endpoints, for a stream NAME:
 pub struct Cli {
     /// Settings and streams from a TOML file (see the README); the flags below override it, and a
     /// --stream replaces the file's stream of the same name.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Address and port to listen on, e.g. 0.0.0.0:8080 to serve the network (port 0 picks a free
@@ -65,8 +67,9 @@ pub struct Cli {
     #[arg(long = "stream", value_name = "NAME=SOURCE", value_parser = StreamArg)]
     pub streams: Vec<StreamSpec>,
 
-    /// Folder of the built dashboard (`trunk build --release` output), served at /. When it does
-    /// not exist, / shows a small built-in page instead. [default: dist]
+    /// Serve the dashboard from this folder (`trunk build --release` output) instead of the copy
+    /// built into the binary. [default: the built-in dashboard, or a small page when the binary
+    /// was built without one]
     #[arg(long, value_name = "DIR")]
     pub dashboard: Option<PathBuf>,
 
@@ -139,6 +142,49 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_viewers_per_stream: Option<u64>,
 
+    /// At most this many renditions (?width, ?size, ?quality, ?overlay) made at once of any one
+    /// stream, each once per frame for all its viewers; a viewer asking for another gets 503.
+    /// [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub max_renditions: Option<u64>,
+
+    /// At most this many connections open at once; more are refused at once (503 over plain
+    /// HTTP), while viewers already in and every source keep running. [default: the descriptor
+    /// limit, raised to its maximum at startup, less a share kept for sources]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// A host name (as in the Host header, without the port) this relay may be reached by, e.g.
+    /// cams.example.com; repeat for more. On a loopback --listen only localhost, 127.0.0.1 and
+    /// [::1] are served without it (421 otherwise): a web page that rebinds its own name to
+    /// 127.0.0.1 cannot read the relay. Given on any other address, the list is enforced there
+    /// too.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
+    /// A reverse proxy (its address as the relay sees it, e.g. 127.0.0.1 for nginx on this
+    /// machine) whose X-Real-IP header names the client; repeat for more. Failed credentials are
+    /// counted per client address: without this, every client behind the proxy shares its
+    /// address.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Key for signed embed URLs (`mjpeg-relay sign`, `POST /api/sign`): a URL signed with it
+    /// opens one stream until it expires. At least 32 characters.
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        env = "MJPEG_RELAY_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub signing_key: Option<Secret>,
+
+    /// Who may show the dashboard in a frame, as CSP frame-ancestors sources, e.g.
+    /// "'self' https://ha.example.com". [default: 'self']
+    #[arg(long, value_name = "SOURCES")]
+    pub frame_ancestors: Option<String>,
+
     /// Refuse to start when a camera stream's device cannot be opened (default: start anyway and
     /// show NO SIGNAL while retrying).
     #[arg(long)]
@@ -161,6 +207,31 @@ pub enum Command {
     /// Read a password from standard input and print its Argon2id hash, for the config file's
     /// basic_password_hash.
     HashPassword,
+    /// Print a signed query string (exp=UNIX&sig=HEX) that opens one stream's .mjpg, .frames and
+    /// .jpg until it expires, for an <img> on a page that must not hold the relay's token. Needs
+    /// the relay's signing key (--signing-key, MJPEG_RELAY_SIGNING_KEY or signing_key in
+    /// --config).
+    Sign {
+        /// The stream the URL opens.
+        #[arg(long, value_name = "NAME")]
+        stream: String,
+        /// How long the URL opens it, e.g. 90s, 30m, 12h, 7d.
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+        /// Cap the viewer's frame rate at N (the relay enforces it).
+        #[arg(long, value_name = "N")]
+        fps: Option<u32>,
+    },
+}
+
+/// `--ttl`: a duration with its unit (humantime: `90s`, `30m`, `12h`, `7d`, `1h 30m`).
+fn parse_ttl(value: &str) -> Result<std::time::Duration, String> {
+    let ttl = humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; give a duration with its unit, e.g. 90s, 30m, 12h or 7d"))?;
+    if ttl.as_secs() == 0 {
+        return Err("the duration must be at least one second".into());
+    }
+    Ok(ttl)
 }
 
 /// Parses `--stream` values with an error of its own: clap's usual one repeats the whole value,

@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub streams: Vec<StreamSpec>,
     pub access: AccessConfig,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: Option<u64>,
+    pub allow_hosts: Vec<String>,
+    pub frame_ancestors: Option<String>,
 }
 
 /// The file as written. Unknown keys are refused (with their name and line), so a typo never
@@ -35,6 +38,7 @@ struct RawFile {
     allow_origins: Vec<String>,
     max_viewers: Option<u64>,
     max_viewers_per_stream: Option<u64>,
+    max_renditions: Option<usize>,
     dashboard: Option<PathBuf>,
     require_camera: Option<bool>,
     ingest_token: Option<toml::Spanned<String>>,
@@ -43,6 +47,14 @@ struct RawFile {
     basic_password: Option<toml::Spanned<String>>,
     basic_password_hash: Option<toml::Spanned<String>>,
     metrics_token: Option<toml::Spanned<String>>,
+    signing_key: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    max_auth_failures: Option<usize>,
+    max_connections: Option<u64>,
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+    frame_ancestors: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     log: Option<String>,
@@ -140,12 +152,18 @@ impl FileConfig {
                 return Err("basic_password_hash (or basic_password) needs basic_user".into())
             }
         };
+        if raw.max_renditions.is_some_and(|n| n > 64) {
+            return Err(
+                "max_renditions is at most 64 (each costs a decode and an encode per frame)".into(),
+            );
+        }
         Ok(FileConfig {
             listen: raw.listen,
             allow_origins: raw.allow_origins,
             limits: Limits {
                 max_viewers: raw.max_viewers,
                 max_viewers_per_stream: raw.max_viewers_per_stream,
+                max_renditions: raw.max_renditions,
             },
             dashboard: raw.dashboard,
             require_camera: raw.require_camera,
@@ -157,7 +175,18 @@ impl FileConfig {
                 metrics_token: secret("metrics_token", raw.metrics_token)?,
                 stream_tokens,
                 ingest_token: secret("ingest_token", raw.ingest_token)?,
+                signing_key: secret("signing_key", raw.signing_key)?,
+                max_failures: raw
+                    .max_auth_failures
+                    .unwrap_or(crate::http::failures::MAX_FAILURES),
+                trusted_proxies: raw.trusted_proxies,
             },
+            max_connections: match raw.max_connections {
+                Some(0) => return Err("max_connections must be at least 1".into()),
+                n => n,
+            },
+            allow_hosts: raw.allow_hosts,
+            frame_ancestors: raw.frame_ancestors,
             tls: match (raw.tls_cert, raw.tls_key) {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,

@@ -39,11 +39,45 @@ fn check_origins(origins: Vec<String>) -> Result<Vec<String>, String> {
     Ok(origins)
 }
 
+/// `--allow-host` values: host names or addresses as a browser puts them in `Host`, without a
+/// scheme, port or path.
+fn check_hosts(hosts: Vec<String>) -> Result<Vec<String>, String> {
+    for h in &hosts {
+        let ok = !h.is_empty()
+            && !h.contains("://")
+            && !h.contains('/')
+            && (h.starts_with('[') || !h.contains(':'));
+        if !ok {
+            return Err(format!(
+                "allow-host {h:?} is not a host name: give it as in the address bar, without scheme, port or path (e.g. cams.example.com, 192.168.1.20, [fd00::2])"
+            ));
+        }
+    }
+    Ok(hosts)
+}
+
+/// `--frame-ancestors`: CSP sources on one line, so that the header always holds (a value a
+/// header cannot carry would otherwise drop the whole policy).
+fn check_frame_ancestors(value: String) -> Result<String, String> {
+    let ok = !value.trim().is_empty()
+        && value
+            .chars()
+            .all(|c| c == ' ' || (c.is_ascii_graphic() && c != ';' && c != ','));
+    if !ok {
+        return Err(format!(
+            "frame-ancestors {value:?} is not a list of CSP sources: give them on one line, \
+             space-separated, e.g. \"'self' https://ha.example.com\" or \"'none'\""
+        ));
+    }
+    Ok(value)
+}
+
 /// Everything the relay runs with, from the file (if any) and the flags, flags winning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub dashboard: PathBuf,
+    /// `--dashboard DIR`; `None`: the dashboard built into the binary.
+    pub dashboard: Option<PathBuf>,
     pub require_camera: bool,
     pub log: String,
     pub limits: Limits,
@@ -52,6 +86,9 @@ pub struct Settings {
     pub access: AccessConfig,
     /// Certificate and key files for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: Option<usize>,
+    pub allow_hosts: Vec<String>,
+    pub frame_ancestors: String,
     /// In the file's order, then new ones from the flags; never empty (`main=test` by default).
     pub streams: Vec<StreamSpec>,
 }
@@ -88,11 +125,7 @@ impl Cli {
                 .listen
                 .or(file.listen)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            dashboard: self
-                .dashboard
-                .clone()
-                .or(file.dashboard)
-                .unwrap_or_else(|| PathBuf::from("dist")),
+            dashboard: self.dashboard.clone().or(file.dashboard),
             require_camera: self.require_camera || file.require_camera.unwrap_or(false),
             log: self
                 .log
@@ -118,7 +151,29 @@ impl Cli {
                 // viewers know the stream by its name.
                 stream_tokens: file.access.stream_tokens,
                 ingest_token: self.ingest_token.clone().or(file.access.ingest_token),
+                signing_key: self.signing_key.clone().or(file.access.signing_key),
+                max_failures: file.access.max_failures,
+                trusted_proxies: if self.trusted_proxies.is_empty() {
+                    file.access.trusted_proxies
+                } else {
+                    self.trusted_proxies.clone()
+                },
             },
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            allow_hosts: check_hosts(if self.allow_hosts.is_empty() {
+                file.allow_hosts
+            } else {
+                self.allow_hosts.clone()
+            })?,
+            frame_ancestors: check_frame_ancestors(
+                self.frame_ancestors
+                    .clone()
+                    .or(file.frame_ancestors)
+                    .unwrap_or_else(|| crate::relay::DEFAULT_FRAME_ANCESTORS.into()),
+            )?,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
                 _ => file.tls,
@@ -128,6 +183,10 @@ impl Cli {
                 max_viewers_per_stream: self
                     .max_viewers_per_stream
                     .or(file.limits.max_viewers_per_stream),
+                max_renditions: self
+                    .max_renditions
+                    .map(|n| n as usize)
+                    .or(file.limits.max_renditions),
             },
             streams,
         })

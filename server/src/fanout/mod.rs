@@ -5,8 +5,10 @@
 //!   the source only while someone watches, its counters.
 //! - [`frame`]: a published frame; its wire bytes built once per layout and shared.
 //! - [`viewer`]: one viewer's response body.
+//! - [`pace`]: when a viewer's next frame goes, and at which rung, by what its link carries.
 
 pub mod frame;
+pub mod pace;
 pub mod stream;
 pub mod viewer;
 
@@ -21,7 +23,12 @@ pub struct Limits {
     pub max_viewers: Option<u64>,
     /// On each stream.
     pub max_viewers_per_stream: Option<u64>,
+    /// Renditions live at once on each stream ([`DEFAULT_MAX_RENDITIONS`] when unset).
+    pub max_renditions: Option<usize>,
 }
+
+/// Renditions a stream makes at once by default: each costs a decode and an encode per frame.
+pub const DEFAULT_MAX_RENDITIONS: usize = 8;
 
 /// The places under a cap of `n` viewers; a viewer holds one while connected. (tokio's
 /// semaphores hold at most `MAX_PERMITS`, far beyond any real cap.)

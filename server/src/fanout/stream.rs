@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mjpeg_shared::api::{Endpoints, StreamInfo};
+use mjpeg_shared::api::{Endpoints, RenditionInfo, StreamInfo};
+use mjpeg_shared::wire;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 use super::frame::Frame;
 use crate::backoff::Backoff;
 use crate::source::push::IngestHub;
+use crate::source::rendition::Rendition;
 use crate::source::{Opened, Source, SourceInfo};
 
 /// The newest frame of a stream, if any yet.
@@ -56,6 +58,16 @@ pub struct Stream {
     bytes_sent: AtomicU64,
     source_errors: AtomicU64,
     source_recoveries: AtomicU64,
+    /// Pushed metadata dropped from a long ingest stream (the frame kept).
+    meta_dropped: AtomicU64,
+    /// Frames rendered with their metadata drawn in (`overlay=1`): once per frame, however many
+    /// viewers ask.
+    pub overlays_rendered: AtomicU64,
+    /// The renditions someone watches now, each with its counters; at most `max_renditions`.
+    renditions: Mutex<Vec<(Rendition, Arc<RenditionStats>)>>,
+    max_renditions: usize,
+    /// The newest frame that carried metadata: (sequence, capture time, the JSON).
+    last_meta: Mutex<Option<(u64, u64, bytes::Bytes)>>,
     /// Seconds from capture to a viewer's connection, per frame sent (for `/metrics`).
     pub frame_age: Histogram,
 }
@@ -78,6 +90,7 @@ impl Stream {
         spec: String,
         opened: Opened,
         max_viewers: Option<u64>,
+        max_renditions: usize,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let Opened { source, ingest } = opened;
@@ -103,6 +116,11 @@ impl Stream {
             bytes_sent: AtomicU64::new(0),
             source_errors: AtomicU64::new(0),
             source_recoveries: AtomicU64::new(0),
+            meta_dropped: AtomicU64::new(0),
+            overlays_rendered: AtomicU64::new(0),
+            renditions: Mutex::new(Vec::new()),
+            max_renditions,
+            last_meta: Mutex::new(None),
             frame_age: frame_age_histogram(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
@@ -137,6 +155,38 @@ impl Stream {
         ViewerGuard {
             stream: self.clone(),
         }
+    }
+
+    /// Counts a viewer (or a snapshot) of rendition `r` for as long as the guard lives: `None`
+    /// for the source's own frames; refused when `max_renditions` others are live already.
+    pub fn join_rendition(
+        self: &Arc<Self>,
+        r: Rendition,
+    ) -> Result<Option<RenditionGuard>, RenditionCap> {
+        if r.is_source() {
+            return Ok(None);
+        }
+        let mut live = self.renditions.lock().unwrap();
+        let stats = match live.iter().find(|(k, _)| *k == r) {
+            Some((_, stats)) => stats.clone(),
+            None if live.len() >= self.max_renditions => {
+                return Err(RenditionCap {
+                    stream: self.name.clone(),
+                    limit: self.max_renditions,
+                })
+            }
+            None => {
+                let stats = Arc::new(RenditionStats::default());
+                live.push((r, stats.clone()));
+                stats
+            }
+        };
+        stats.viewers.fetch_add(1, Ordering::AcqRel);
+        Ok(Some(RenditionGuard {
+            stream: self.clone(),
+            rendition: r,
+            stats,
+        }))
     }
 
     /// Asks the source for one new frame (for a snapshot of an idle stream). Returns the sequence
@@ -194,6 +244,16 @@ impl Stream {
         }
     }
 
+    /// Counts a pushed frame's metadata dropped (not JSON, over the limit) in a long ingest.
+    pub fn count_meta_dropped(&self) {
+        self.meta_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The newest metadata a frame carried: (sequence, capture time, JSON).
+    pub fn last_meta(&self) -> Option<(u64, u64, bytes::Bytes)> {
+        self.last_meta.lock().unwrap().clone()
+    }
+
     /// The stream as `/api/streams/NAME` shows it.
     pub fn info(&self) -> StreamInfo {
         let info = self.info.lock().unwrap().clone();
@@ -231,7 +291,83 @@ impl Stream {
                 .unwrap()
                 .clone()
                 .or(info.last_error.clone()),
+            meta_dropped: self
+                .ingest
+                .is_some()
+                .then(|| self.meta_dropped.load(Ordering::Relaxed)),
+            overlays_rendered: self.overlays_rendered.load(Ordering::Relaxed),
+            renditions: self.renditions(),
             endpoints: Endpoints::for_stream(&self.name),
+        }
+    }
+}
+
+impl Stream {
+    /// The live renditions as the API shows them.
+    pub fn renditions(&self) -> Vec<RenditionInfo> {
+        self.renditions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, stats)| RenditionInfo {
+                asked: r.to_string(),
+                made: stats.made.lock().unwrap().map(|m| m.to_string()),
+                viewers: stats.viewers.load(Ordering::Acquire),
+                frames_made: stats.frames.load(Ordering::Relaxed),
+                cpu_seconds: stats.cpu_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            })
+            .collect()
+    }
+}
+
+/// A rendition's viewers and what making it has cost.
+#[derive(Debug, Default)]
+pub struct RenditionStats {
+    viewers: AtomicU64,
+    frames: AtomicU64,
+    cpu_micros: AtomicU64,
+    made: Mutex<Option<wire::Rendition>>,
+}
+
+/// `max_renditions` renditions of the stream are live already.
+#[derive(Debug, thiserror::Error)]
+#[error("stream {stream:?} already serves {limit} renditions (max_renditions); ask for one of those (the API lists them) or try later")]
+pub struct RenditionCap {
+    pub stream: String,
+    pub limit: usize,
+}
+
+/// A viewer's (or a snapshot's) place in one rendition; the rendition stops being made when the
+/// last one goes.
+pub struct RenditionGuard {
+    stream: Arc<Stream>,
+    pub rendition: Rendition,
+    stats: Arc<RenditionStats>,
+}
+
+impl RenditionGuard {
+    /// What counts one frame made of this rendition (what it is and the CPU time it took);
+    /// owned, as the making outlives a viewer that leaves meanwhile.
+    pub fn counter(&self) -> impl FnOnce(&wire::Rendition, Duration) + Send + 'static {
+        let (stream, stats) = (self.stream.clone(), self.stats.clone());
+        move |what, cpu| {
+            stats.frames.fetch_add(1, Ordering::Relaxed);
+            stats
+                .cpu_micros
+                .fetch_add(cpu.as_micros() as u64, Ordering::Relaxed);
+            *stats.made.lock().unwrap() = Some(*what);
+            if what.overlay {
+                stream.overlays_rendered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for RenditionGuard {
+    fn drop(&mut self) {
+        let mut live = self.stream.renditions.lock().unwrap();
+        if self.stats.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            live.retain(|(_, stats)| !Arc::ptr_eq(stats, &self.stats));
         }
     }
 }
@@ -311,7 +447,17 @@ async fn drive(
                     tracing::info!("source recovered");
                 }
                 stream.frames_produced.fetch_add(1, Ordering::Relaxed);
-                let frame = Frame::new(seq, f.captured_micros, f.jpeg, f.width, f.height);
+                if let Some(meta) = &f.pipeline.meta {
+                    *stream.last_meta.lock().unwrap() =
+                        Some((seq, f.captured_micros, meta.clone()));
+                }
+                let frame = Frame::with_pipeline(
+                    seq,
+                    f.captured_micros,
+                    f.jpeg,
+                    (f.width, f.height),
+                    f.pipeline,
+                );
                 tx.send_replace(Some(Arc::new(frame)));
                 stream.last_seq.store(seq, Ordering::Release);
             }

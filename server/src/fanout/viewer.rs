@@ -1,9 +1,11 @@
 //! One viewer of a stream: the response body of `/streams/NAME.mjpg` or `.frames`.
 //!
 //! The loop, per frame: wait out this viewer's `?fps` cap, wait for a frame newer than the last
-//! one sent, make sure the connection has taken the previous frame ([`crate::net::conn`]), then send
-//! the *newest* frame. Whatever was published in between is skipped, never queued, so
-//! what a slow viewer sees is late by at most about one frame on its own link.
+//! one sent, make sure the connection has taken the previous frame ([`crate::net::conn`]), wait
+//! until the viewer has nearly read what is queued ahead of it ([`super::pace`]), then send the
+//! *newest* frame, at the rung its link carries when it asked for `?adapt`. Whatever was
+//! published in between is skipped, never queued, so what a slow viewer sees is late by about
+//! the time one frame takes to cross its own link.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::frame::Frame;
-use super::stream::{Latest, Stream, ViewerGuard};
+use super::pace::{self, Adapt, Pacer, RUNGS};
+use super::stream::{Latest, RenditionGuard, Stream, ViewerGuard};
 use crate::clock::unix_micros_now;
 use crate::net::conn::ConnState;
 
@@ -35,6 +38,8 @@ pub struct ViewerOptions {
     pub layout: Layout,
     /// At most this many frames per second, if set.
     pub max_fps: Option<f64>,
+    /// Send each frame at the rung of a ladder its link carries (`?adapt`).
+    pub adapt: Option<Adapt>,
 }
 
 struct Viewer {
@@ -51,6 +56,10 @@ struct Viewer {
     sent: u64,
     skipped: u64,
     span: tracing::Span,
+    /// The rendition it watches (`None`: the source's frames), counted while it does.
+    rendition: Option<RenditionGuard>,
+    pacer: Pacer,
+    adaptive: Option<Adaptive>,
     _guard: ViewerGuard,
     _admission: Admission,
 }
@@ -65,9 +74,20 @@ pub fn body(
     shutdown: CancellationToken,
     span: tracing::Span,
     admission: Admission,
+    rendition: Option<RenditionGuard>,
 ) -> impl FuturesStream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let adaptive = opts.adapt.map(|kind| Adaptive {
+        kind,
+        rung: 0,
+        sizes: [None; RUNGS],
+        guard: None,
+        changed: Instant::now(),
+    });
     let viewer = Viewer {
         _admission: admission,
+        pacer: Pacer::default(),
+        adaptive,
+        rendition,
         rx: stream.subscribe(),
         _guard: stream.add_viewer(),
         stream,
@@ -119,17 +139,38 @@ impl Viewer {
         // 3. The previous frame must have left hyper's buffer for the kernel. A viewer that keeps
         //    up has long flushed by now; one that does not waits here, and then takes whatever is
         //    newest at that moment, skipping what was published meanwhile.
+        let mut waited = false;
+        // The connection could not take the previous frame for a while: its link was busy.
+        let mut backed_up = false;
         if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
             if conn.flushes() <= seen {
+                waited = true;
+                let since = Instant::now();
                 tokio::select! {
                     _ = conn.flushed_since(seen) => {}
                     _ = shutdown.cancelled() => return None,
                 }
-                if let Some(newer) = self.rx.borrow_and_update().as_ref() {
-                    if newer.seq > frame.seq && self.stream.is_fresh(newer) {
-                        frame = newer.clone();
-                    }
+                backed_up = since.elapsed() >= pace::BACKED_UP;
+                take_newer(&mut self.rx, &self.stream, &mut frame);
+            }
+        }
+        // 4. Just in time: what is queued ahead of it in the kernels must be nearly read.
+        if let Some(conn) = &self.conn {
+            let give_up = Instant::now() + pace::MAX_TOTAL_HOLD;
+            while Instant::now() < give_up && self.pacer.due(Instant::now(), waited) {
+                let Some(info) = conn.link() else { break };
+                let link = self.pacer.observe(&info, Instant::now(), backed_up);
+                backed_up = false;
+                tracing::trace!(?info, ?link, "link");
+                let Some(hold) = self.pacer.hold(&link) else {
+                    break;
+                };
+                waited = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(hold) => {}
+                    _ = shutdown.cancelled() => return None,
                 }
+                take_newer(&mut self.rx, &self.stream, &mut frame);
             }
         }
 
@@ -138,7 +179,19 @@ impl Viewer {
             .map_or(0, |last| frame.seq.saturating_sub(last + 1));
         self.skipped += skipped;
         self.sent += 1;
-        let chunk = frame.part(self.opts.layout);
+        self.choose_rung(&frame);
+        let chunk = match self.watching() {
+            Some(r) => {
+                frame
+                    .rendition_part(self.opts.layout, r.rendition, || r.counter())
+                    .await
+            }
+            None => frame.part(self.opts.layout),
+        };
+        if let Some(a) = &mut self.adaptive {
+            a.sizes[a.rung] = Some(chunk.len() as u64);
+        }
+        self.pacer.sent(chunk.len());
         let age_us = unix_micros_now().saturating_sub(frame.captured_micros);
         self.stream
             .record_sent(chunk.len(), skipped, Duration::from_micros(age_us));
@@ -157,6 +210,70 @@ impl Viewer {
         Some(chunk)
     }
 
+    /// The rendition this frame goes at: an adaptive viewer's rung below the first, else what
+    /// it asked for (`None`: the source's frames).
+    fn watching(&self) -> Option<&RenditionGuard> {
+        match &self.adaptive {
+            Some(a) if a.rung > 0 => a.guard.as_ref(),
+            _ => self.rendition.as_ref(),
+        }
+    }
+
+    /// Moves an adaptive viewer to the rung its link carries now (module docs of [`pace`]).
+    /// Below the first rung it always holds the guard of the rung it is on.
+    fn choose_rung(&mut self, frame: &Frame) {
+        let base = self.rendition.as_ref().map(|g| g.rendition);
+        let Some(a) = self.adaptive.as_mut() else {
+            return;
+        };
+        if frame.width == 0 || frame.height == 0 {
+            // A JPEG whose size could not be read cannot be scaled either.
+            return;
+        }
+        let rungs = pace::ladder(
+            base.unwrap_or_default(),
+            a.kind,
+            (frame.width, frame.height),
+        );
+        let full = frame.jpeg.len() as f64;
+        let sizes: [u64; RUNGS] =
+            std::array::from_fn(|i| a.sizes[i].unwrap_or((full * pace::GUESSED_SHARE[i]) as u64));
+        let fit = self.pacer.fitting_rung(&sizes);
+        let now = Instant::now();
+        let mut rung = a.rung;
+        if fit > rung {
+            // Down at once: the link no longer carries this rung.
+            rung = fit;
+        } else if fit < rung && now >= a.changed + pace::STEP_UP_EVERY {
+            rung -= 1;
+        }
+        if rung != a.rung {
+            if rung == 0 {
+                // Back on its own: the rung it leaves stops being made for it.
+                a.guard = None;
+            } else if a.guard.as_ref().is_none_or(|g| g.rendition != rungs[rung]) {
+                // Joined before the old one is let go; beyond the stream's rendition cap it
+                // stays where it is.
+                match self.stream.join_rendition(rungs[rung]) {
+                    Ok(guard) => a.guard = guard,
+                    // Its own frames need no place under the cap.
+                    Err(_) if fit == 0 => {
+                        rung = 0;
+                        a.guard = None;
+                    }
+                    Err(_) => rung = a.rung,
+                }
+            }
+            a.changed = now;
+            a.rung = rung;
+        } else if rung > 0 && a.guard.as_ref().is_some_and(|g| g.rendition != rungs[rung]) {
+            // The frame's size changed under the same rung.
+            if let Ok(guard) = self.stream.join_rendition(rungs[rung]) {
+                a.guard = guard;
+            }
+        }
+    }
+
     /// Waits for a current frame newer than the last one sent. `None` once the driver has ended.
     async fn newest(&mut self) -> Option<Arc<Frame>> {
         loop {
@@ -170,6 +287,28 @@ impl Viewer {
                 }
             }
             self.rx.changed().await.ok()?;
+        }
+    }
+}
+
+/// An adaptive viewer's place on its ladder.
+struct Adaptive {
+    kind: Adapt,
+    /// The rung it is on (0: what it asked for).
+    rung: usize,
+    /// Bytes of the last part sent at each rung.
+    sizes: [Option<u64>; RUNGS],
+    /// Counts it as a viewer of the rendition it gets when below the first rung.
+    guard: Option<RenditionGuard>,
+    changed: Instant,
+}
+
+/// Replaces `frame` with the newest one of `stream` if that is newer (after a wait). A function
+/// of the fields it needs, so that the pacing loop can call it while it holds the connection.
+fn take_newer(rx: &mut watch::Receiver<Latest>, stream: &Stream, frame: &mut Arc<Frame>) {
+    if let Some(newer) = rx.borrow_and_update().as_ref() {
+        if newer.seq > frame.seq && stream.is_fresh(newer) {
+            *frame = newer.clone();
         }
     }
 }

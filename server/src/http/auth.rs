@@ -8,10 +8,13 @@
 //! | route | needs |
 //! | --- | --- |
 //! | `/healthz`, `/`, the dashboard's files | nothing (the dashboard asks for the token itself) |
-//! | `/streams/NAME.*`, `/api/streams/NAME` | the stream's own token, or the relay's credentials |
+//! | `/streams/NAME.*`, `/api/streams/NAME`, `.../NAME/meta` | the stream's own token, or the relay's credentials |
 //! | every other `/api/...` | the relay's credentials |
 //! | `/metrics` | `--metrics-token`, or the relay's credentials |
 //! | `/streams/NAME/ingest` | the push stream's ingest token ([`AccessConfig::ingest_token`]) |
+//!
+//! A stream's `.mjpg`, `.frames` and `.jpg` also open with a URL signed by `--signing-key`
+//! ([`crate::signed`]): `exp=...&sig=...` for that stream, before it expires.
 //!
 //! Every route, ingest included, reads credentials the same way ([`presented`]): the
 //! `Authorization` header (`Bearer` or `Basic`, scheme in any case) and `?token=` are both tried,
@@ -21,13 +24,19 @@
 //!
 //! Secrets are kept as SHA-256 digests (a Basic password from the config as its Argon2 PHC
 //! string) and compared in constant time: the time an answer takes tells nothing about how much
-//! of a guess was right. They are never logged, and
-//! the API never shows them.
+//! of a guess was right, and a Basic user and password are checked together (one digest of
+//! both, or the user's digest and the Argon2 run, always both), so a reply never tells a right
+//! user from a wrong one. They are never logged, and the API never shows them.
+//!
+//! Guessing is bounded: wrong credentials are counted per client address ([`super::failures`]),
+//! 429 after twenty a minute; Argon2 runs one at a time with at most [`MAX_QUEUED_VERIFY`]
+//! waiting, and more are answered 503 at once.
 //!
 //! The check runs before routing ([`Access::check`], called from [`super::routes`]), on the
 //! percent-decoded path, so `/streams/ma%69n.mjpg` is guarded like `/streams/main.mjpg`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -35,14 +44,20 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+use super::failures::{Client, Failures, MAX_FAILURES};
 use crate::secret::{digest, raw_digest, Secret};
+use crate::signed::{Refused, SigningKey};
 
 /// How many verified Basic passwords are remembered, so that a browser sending its credentials
 /// with every request costs one Argon2 verification, not one per request.
 const VERIFIED_CACHE: usize = 16;
 
+/// Argon2 verifications that may wait for the one running; more are refused at once (each waits
+/// for all before it, tens of milliseconds apiece).
+pub const MAX_QUEUED_VERIFY: usize = 8;
+
 /// What protects what, from the settings. Nothing set: everything is open.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AccessConfig {
     /// `--auth-token`: every stream, snapshot and API route.
     pub token: Option<Secret>,
@@ -55,6 +70,28 @@ pub struct AccessConfig {
     pub stream_tokens: Vec<(String, Secret)>,
     /// `--ingest-token`: pushing to push streams without a token of their own.
     pub ingest_token: Option<Secret>,
+    /// `--signing-key`: signed embed URLs ([`crate::signed`]).
+    pub signing_key: Option<Secret>,
+    /// Wrong credentials an address may send within a minute before it gets 429 (the config's
+    /// `max_auth_failures`; 0: no limit).
+    pub max_failures: usize,
+    /// `--trusted-proxy`: peers whose `X-Real-IP` is the client's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            token: None,
+            basic: None,
+            metrics_token: None,
+            stream_tokens: Vec::new(),
+            ingest_token: None,
+            signing_key: None,
+            max_failures: MAX_FAILURES,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// The token that opens a push stream's ingest, and where it comes from.
@@ -134,6 +171,14 @@ pub struct Access {
     /// flood of wrong passwords must not take every core from the viewers. The permit travels
     /// with the blocking job, so a client that hangs up does not free it early.
     verifying: Arc<Semaphore>,
+    /// Verifications waiting for the permit (at most [`MAX_QUEUED_VERIFY`]).
+    queued: AtomicUsize,
+    /// Signed embed URLs, when a key is set.
+    signing: Option<SigningKey>,
+    /// Proxies whose `X-Real-IP` names the client (`--trusted-proxy`).
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Wrong credentials per client address.
+    failures: Failures,
 }
 
 /// One set of credentials that opens a route.
@@ -142,16 +187,15 @@ struct Gate {
     basic: Option<Basic>,
 }
 
-struct Basic {
-    user: [u8; 32],
-    password: Password,
-}
-
-enum Password {
-    Digest([u8; 32]),
+/// A Basic user and password; `USER:PASSWORD` is one string (a user holds no `:`), so one
+/// digest covers both.
+enum Basic {
+    /// The digest of `USER:PASSWORD`.
+    Plain([u8; 32]),
     Hashed {
+        user: [u8; 32],
         phc: String,
-        /// Digests of passwords that verified, newest last.
+        /// Digests of `USER:PASSWORD` pairs that verified, newest last.
         verified: Mutex<VecDeque<[u8; 32]>>,
     },
 }
@@ -161,9 +205,27 @@ enum Password {
 enum Scope {
     Open,
     Relay,
-    Stream(String),
+    /// A stream's `.mjpg`, `.frames` or `.jpg` (`media`: a signed URL may open it), or its API
+    /// entry.
+    Stream {
+        name: String,
+        media: bool,
+    },
     Metrics,
     Ingest(String),
+    /// `POST /api/sign`: the relay's own credentials, and only those (a relay without them signs
+    /// nothing over HTTP, or anyone could sign a URL for a stream with its own token).
+    Sign,
+}
+
+/// A request, as far as the access check looks at it.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub query: Option<&'a str>,
+    /// Who sent it, for counting failures; `None` counts nothing (in-process callers).
+    pub client: Option<Client>,
 }
 
 /// What a request presented.
@@ -182,20 +244,23 @@ impl Access {
     ) -> Result<Access, String> {
         let basic = match &config.basic {
             None => None,
-            Some(b) => Some(Basic {
-                user: digest(&b.user),
-                password: match &b.password {
-                    PasswordConfig::Plain(p) => Password::Digest(raw_digest(p.expose())),
-                    PasswordConfig::Hashed(phc) => {
-                        check_phc(phc.expose())?;
-                        Password::Hashed {
-                            phc: phc.expose().to_string(),
-                            verified: Mutex::new(VecDeque::new()),
-                        }
+            Some(b) => Some(match &b.password {
+                PasswordConfig::Plain(p) => Basic::Plain(pair_digest(&b.user, p.expose())),
+                PasswordConfig::Hashed(phc) => {
+                    check_phc(phc.expose())?;
+                    Basic::Hashed {
+                        user: digest(&b.user),
+                        phc: phc.expose().to_string(),
+                        verified: Mutex::new(VecDeque::new()),
                     }
-                },
+                }
             }),
         };
+        let signing = config
+            .signing_key
+            .clone()
+            .map(SigningKey::new)
+            .transpose()?;
         let token_gate = |t: &Secret| Gate {
             token: Some(t.digest()),
             basic: None,
@@ -217,21 +282,48 @@ impl Access {
                 .map(|(name, t)| (name.clone(), token_gate(t)))
                 .collect(),
             verifying: Arc::new(Semaphore::new(1)),
+            queued: AtomicUsize::new(0),
+            signing,
+            trusted_proxies: config.trusted_proxies.clone(),
+            failures: Failures::new(config.max_failures),
         })
     }
 
-    /// Lets the request through, or says why not.
-    pub async fn check(
-        &self,
-        path: &str,
-        authorization: Option<&str>,
-        query: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let route = scope(path, &self.ingest);
+    /// The signing key, for `POST /api/sign`.
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.signing.as_ref()
+    }
+
+    /// Who a request from `peer` carrying `x_real_ip` comes from, for counting failures: the
+    /// header is believed only from a `--trusted-proxy`.
+    pub fn client(&self, peer: std::net::IpAddr, x_real_ip: Option<&str>) -> Client {
+        let forwarded = x_real_ip
+            .filter(|_| self.trusted_proxies.contains(&peer))
+            .and_then(|v| v.trim().parse().ok());
+        Client::new(forwarded.unwrap_or(peer))
+    }
+
+    /// Lets the request through, or says why not; counts what failed.
+    pub async fn check(&self, asked: &Asked<'_>) -> Result<(), ApiError> {
+        let result = self.decide(asked).await;
+        // Guesses only: an expired signed URL is genuine, just old.
+        let guess = matches!(
+            &result,
+            Err(ApiError::AuthWrong
+                | ApiError::Signed(Refused::BadSignature | Refused::Malformed(_)))
+        );
+        if let (true, Some(client)) = (guess, asked.client) {
+            self.failures.record(client);
+        }
+        result
+    }
+
+    async fn decide(&self, asked: &Asked<'_>) -> Result<(), ApiError> {
+        let route = scope(asked.path, &self.ingest);
         let gates: Vec<&Gate> = match &route {
             Scope::Open => return Ok(()),
             Scope::Relay => self.relay.iter().collect(),
-            Scope::Stream(name) => self
+            Scope::Stream { name, .. } => self
                 .streams
                 .get(name)
                 .into_iter()
@@ -239,24 +331,52 @@ impl Access {
                 .collect(),
             Scope::Metrics => self.metrics.iter().chain(&self.relay).collect(),
             Scope::Ingest(name) => self.ingest.get(name).into_iter().collect(),
+            Scope::Sign if self.relay.is_none() => {
+                return Err(ApiError::SigningUnavailable(
+                    "this relay signs URLs over HTTP only for holders of its own credentials \
+                     (--auth-token or --basic-user), and has none; use `mjpeg-relay sign`"
+                        .into(),
+                ))
+            }
+            Scope::Sign => self.relay.iter().collect(),
         };
         if gates.is_empty() {
             return Ok(());
         }
         let basic = gates.iter().any(|g| g.basic.is_some());
-        let presented = presented(authorization, query)?;
+        let query = asked.query.unwrap_or_default();
+        let signed = match (&route, &self.signing) {
+            (Scope::Stream { name, media: true }, Some(key)) => {
+                key.check(name, query, crate::clock::unix_micros_now() / 1_000_000)
+            }
+            _ => None,
+        };
+        let blocked = || match asked.client.and_then(|c| self.failures.blocked(c)) {
+            Some(wait) => Err(ApiError::TooManyFailures {
+                retry_after: wait.as_secs().max(1),
+            }),
+            None => Ok(()),
+        };
+        if let Some(signed) = signed {
+            // A signed URL decides alone (whatever else came with it): its refusal says why
+            // (expired, another stream).
+            blocked()?;
+            return signed.map_err(ApiError::Signed);
+        }
+        let presented = presented(asked.authorization, asked.query)?;
         if presented.is_empty() {
             return Err(ApiError::AuthRequired {
                 basic,
                 pushing: matches!(route, Scope::Ingest(_)),
             });
         }
+        blocked()?;
         // Every credential against every gate, so the time taken does not depend on which one
         // matched.
         let mut ok = false;
         for p in &presented {
             for gate in &gates {
-                ok |= self.opens(gate, p).await;
+                ok |= self.opens(gate, p).await?;
             }
         }
         if ok {
@@ -266,8 +386,8 @@ impl Access {
         }
     }
 
-    async fn opens(&self, gate: &Gate, presented: &Presented) -> bool {
-        match (presented, gate) {
+    async fn opens(&self, gate: &Gate, presented: &Presented) -> Result<bool, ApiError> {
+        Ok(match (presented, gate) {
             (
                 Presented::Token(t),
                 Gate {
@@ -275,49 +395,75 @@ impl Access {
                 },
             ) => digest(t).ct_eq(want).into(),
             (Presented::Basic { user, password }, Gate { basic: Some(b), .. }) => {
-                let user_ok: bool = digest(user).ct_eq(&b.user).into();
-                let password_ok = self.password_matches(&b.password, password).await;
-                user_ok & password_ok
+                self.basic_matches(b, user, password).await?
             }
             _ => false,
-        }
+        })
     }
 
-    async fn password_matches(&self, want: &Password, given: &str) -> bool {
-        let given_digest = raw_digest(given);
+    /// User and password together: one digest of both, or (hashed) the user's digest and the
+    /// Argon2 run, both always, combined without branching on either.
+    async fn basic_matches(
+        &self,
+        want: &Basic,
+        user: &str,
+        password: &str,
+    ) -> Result<bool, ApiError> {
+        let given = pair_digest(user, password);
         match want {
-            Password::Digest(d) => given_digest.ct_eq(d).into(),
-            Password::Hashed { phc, verified } => {
+            Basic::Plain(d) => Ok(given.ct_eq(d).into()),
+            Basic::Hashed {
+                user: want_user,
+                phc,
+                verified,
+            } => {
                 let known = verified
                     .lock()
                     .unwrap()
                     .iter()
-                    .fold(subtle::Choice::from(0), |acc, d| {
-                        acc | d.ct_eq(&given_digest)
-                    });
+                    .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&given));
                 if known.into() {
-                    return true;
+                    return Ok(true);
                 }
-                let Ok(permit) = self.verifying.clone().acquire_owned().await else {
-                    return false;
-                };
-                let (phc, given) = (phc.clone(), given.to_string());
-                let ok = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    verify_phc(&phc, &given)
-                })
-                .await
-                .unwrap_or(false);
+                let user_ok = digest(user).ct_eq(want_user);
+                let password_ok = subtle::Choice::from(u8::from(self.verify(phc, password).await?));
+                let ok: bool = (user_ok & password_ok).into();
                 if ok {
                     let mut verified = verified.lock().unwrap();
                     if verified.len() == VERIFIED_CACHE {
                         verified.pop_front();
                     }
-                    verified.push_back(given_digest);
+                    verified.push_back(given);
                 }
-                ok
+                Ok(ok)
             }
         }
+    }
+
+    /// One Argon2 run, after those queued before it; refused at once when the queue is full.
+    async fn verify(&self, phc: &str, password: &str) -> Result<bool, ApiError> {
+        struct Queued<'a>(&'a AtomicUsize);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED_VERIFY {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::VerifierBusy);
+        }
+        let queued = Queued(&self.queued);
+        let Ok(permit) = self.verifying.clone().acquire_owned().await else {
+            return Ok(false);
+        };
+        drop(queued);
+        let (phc, password) = (phc.to_string(), password.to_string());
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_phc(&phc, &password)
+        })
+        .await
+        .unwrap_or(false))
     }
 }
 
@@ -336,6 +482,11 @@ fn check_phc(phc: &str) -> Result<(), String> {
     argon2::Params::try_from(&hash)
         .map_err(|e| format!("basic_password_hash has bad Argon2 parameters ({e}); {help}"))?;
     Ok(())
+}
+
+/// The digest of a Basic pair as one string (a user holds no `:`, so it is unambiguous).
+fn pair_digest(user: &str, password: &str) -> [u8; 32] {
+    raw_digest(&format!("{}:{password}", user.trim()))
 }
 
 /// Checks `password` against an Argon2 PHC string.
@@ -380,17 +531,23 @@ fn scope(path: &str, push_streams: &HashMap<String, Gate>) -> Scope {
     match segments.as_slice() {
         ["healthz"] => Scope::Open,
         ["metrics"] => Scope::Metrics,
-        ["streams", file] => Scope::Stream(
-            file.rsplit_once('.')
+        ["streams", file] => Scope::Stream {
+            name: file
+                .rsplit_once('.')
                 .map_or(*file, |(name, _)| name)
                 .to_string(),
-        ),
+            media: true,
+        },
         // A push stream's ingest token guards its ingest; for any other name the answer (no such
         // stream, not a push stream) would tell which streams exist.
         ["streams", name, "ingest"] if push_streams.contains_key(*name) => {
             Scope::Ingest(name.to_string())
         }
-        ["api", "streams", name] => Scope::Stream(name.to_string()),
+        ["api", "sign"] => Scope::Sign,
+        ["api", "streams", name] | ["api", "streams", name, "meta"] => Scope::Stream {
+            name: name.to_string(),
+            media: false,
+        },
         ["streams", ..] | ["api", ..] => Scope::Relay,
         _ => Scope::Open,
     }
@@ -466,6 +623,19 @@ mod tests {
         Secret::new(s).unwrap()
     }
 
+    fn asked<'a>(
+        path: &'a str,
+        authorization: Option<&'a str>,
+        query: Option<&'a str>,
+    ) -> Asked<'a> {
+        Asked {
+            path,
+            authorization,
+            query,
+            client: None,
+        }
+    }
+
     fn basic_header(user: &str, password: &str) -> String {
         use base64::Engine;
         format!(
@@ -482,14 +652,31 @@ mod tests {
         )
         .unwrap();
         let scope = |p| scope(p, &access.ingest);
-        let stream = |n: &str| Scope::Stream(n.to_string());
+        let stream = |n: &str| Scope::Stream {
+            name: n.to_string(),
+            media: true,
+        };
         assert_eq!(scope("/healthz"), Scope::Open);
         assert_eq!(scope("/"), Scope::Open);
         assert_eq!(scope("/index.html"), Scope::Open);
         assert_eq!(scope("/metrics"), Scope::Metrics);
         assert_eq!(scope("/api/time"), Scope::Relay);
         assert_eq!(scope("/api/streams"), Scope::Relay);
-        assert_eq!(scope("/api/streams/main"), stream("main"));
+        assert_eq!(scope("/api/sign"), Scope::Sign);
+        assert_eq!(
+            scope("/api/streams/main/meta"),
+            Scope::Stream {
+                name: "main".into(),
+                media: false
+            }
+        );
+        assert_eq!(
+            scope("/api/streams/main"),
+            Scope::Stream {
+                name: "main".into(),
+                media: false
+            }
+        );
         assert_eq!(scope("/streams/main.mjpg"), stream("main"));
         assert_eq!(scope("/streams/main.frames"), stream("main"));
         assert_eq!(scope("/streams/ma%69n.jpg"), stream("main"));
@@ -517,13 +704,23 @@ mod tests {
                 metrics_token: Some(secret("scrape")),
                 stream_tokens: vec![("lobby".into(), secret("lobby-token"))],
                 ingest_token: None,
+                ..AccessConfig::default()
             },
             vec![("cam".into(), secret("push-token"))],
         )
         .unwrap();
         let check = |path: &'static str, auth: Option<String>, query: Option<&'static str>| {
             let access = &access;
-            async move { access.check(path, auth.as_deref(), query).await }
+            async move {
+                access
+                    .check(&Asked {
+                        path,
+                        authorization: auth.as_deref(),
+                        query,
+                        client: None,
+                    })
+                    .await
+            }
         };
         assert!(matches!(
             check("/streams/cam.mjpg", None, None).await,
@@ -654,17 +851,23 @@ mod tests {
         )
         .unwrap();
         let good = basic_header("ops", "correct horse");
-        assert!(access.check("/api/time", Some(&good), None).await.is_ok());
-        assert!(access.check("/api/time", Some(&good), None).await.is_ok());
+        assert!(access
+            .check(&asked("/api/time", Some(&good), None))
+            .await
+            .is_ok());
+        assert!(access
+            .check(&asked("/api/time", Some(&good), None))
+            .await
+            .is_ok());
         let bad = basic_header("ops", "correct horse!");
         assert!(matches!(
-            access.check("/api/time", Some(&bad), None).await,
+            access.check(&asked("/api/time", Some(&bad), None)).await,
             Err(ApiError::AuthWrong)
         ));
         // A token is not a password.
         assert!(matches!(
             access
-                .check("/api/time", None, Some("token=correct horse"))
+                .check(&asked("/api/time", None, Some("token=correct horse")))
                 .await,
             Err(ApiError::AuthWrong)
         ));
@@ -690,7 +893,10 @@ mod tests {
     #[tokio::test]
     async fn nothing_configured_is_open() {
         let access = Access::new(&AccessConfig::default(), Vec::new()).unwrap();
-        assert!(access.check("/streams/main.mjpg", None, None).await.is_ok());
-        assert!(access.check("/metrics", None, None).await.is_ok());
+        assert!(access
+            .check(&asked("/streams/main.mjpg", None, None))
+            .await
+            .is_ok());
+        assert!(access.check(&asked("/metrics", None, None)).await.is_ok());
     }
 }

@@ -41,6 +41,9 @@ pub enum ApiError {
     #[error("{scope} already has its maximum of {limit} viewers; try again later")]
     TooManyViewers { scope: String, limit: u64 },
 
+    #[error(transparent)]
+    TooManyRenditions(#[from] crate::fanout::stream::RenditionCap),
+
     #[error("stream {name:?} does not take pushed frames (its source is {source_spec}); use a stream with source \"push\"")]
     NotPushStream { name: String, source_spec: String },
 
@@ -53,6 +56,27 @@ pub enum ApiError {
 
     #[error("these credentials do not open this route")]
     AuthWrong,
+
+    #[error("{0}")]
+    Signed(crate::signed::Refused),
+
+    #[error("too many wrong credentials from this address; try again in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
+
+    #[error("too many password checks are waiting; try again in a second")]
+    VerifierBusy,
+
+    #[error("this relay does not answer to the host {host:?}; if that is how it is reached, start it with --allow-host {bare}")]
+    MisdirectedHost { host: String, bare: String },
+
+    #[error("{0}")]
+    SigningUnavailable(String),
+
+    #[error("no frame of stream {name:?} has carried metadata yet; pushers send it as a JSON part after the JPEG part, or as X-Frame-Meta (docs/metadata.md)")]
+    NoMeta { name: String },
+
+    #[error("{0}")]
+    BadMeta(String),
 
     #[error("{0}")]
     BadAuthorization(String),
@@ -103,7 +127,11 @@ impl ResponseError for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             ApiError::AuthRequired { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::AuthWrong => StatusCode::FORBIDDEN,
+            ApiError::AuthWrong | ApiError::Signed(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MisdirectedHost { .. } => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::SigningUnavailable(_) | ApiError::NoMeta { .. } => StatusCode::NOT_FOUND,
+            ApiError::BadMeta(_) => StatusCode::BAD_REQUEST,
             ApiError::BadAuthorization(_) => StatusCode::BAD_REQUEST,
             ApiError::PusherBusy | ApiError::PusherReplaced => StatusCode::CONFLICT,
             ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,9 +140,10 @@ impl ResponseError for ApiError {
             ApiError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::ShuttingDown | ApiError::TooManyViewers { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ShuttingDown
+            | ApiError::TooManyViewers { .. }
+            | ApiError::TooManyRenditions(_)
+            | ApiError::VerifierBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -126,11 +155,17 @@ impl ResponseError for ApiError {
             .with_status(self.status())
             .with_header("Cache-Control", "no-store")
             .into_response();
-        if matches!(self, ApiError::TooManyViewers { .. }) {
-            resp.headers_mut().insert(
-                poem::http::header::RETRY_AFTER,
-                poem::http::HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match self {
+            ApiError::TooManyViewers { .. } | ApiError::TooManyRenditions(_) => {
+                Some(RETRY_AFTER_SECS.to_string())
+            }
+            ApiError::VerifierBusy => Some("1".to_string()),
+            ApiError::TooManyFailures { retry_after } => Some(retry_after.to_string()),
+            _ => None,
+        };
+        if let Some(value) = retry_after.and_then(|v| poem::http::HeaderValue::try_from(v).ok()) {
+            resp.headers_mut()
+                .insert(poem::http::header::RETRY_AFTER, value);
         }
         if let ApiError::AuthRequired { basic, .. } = self {
             for challenge in challenges(*basic) {

@@ -73,6 +73,44 @@ impl Collector for Streams {
                 }
             }
         }
+        // Each live rendition (`rendition` is what its viewers asked, as a query); its counters
+        // start again if it goes away (no viewer) and comes back.
+        type ReadRendition = fn(&mjpeg_shared::api::RenditionInfo) -> f64;
+        let renditions: Vec<_> = self.0.iter().map(|s| (s, s.renditions())).collect();
+        let families: [(&str, MetricType, &str, ReadRendition); 3] = [
+            (
+                "rendition_viewers",
+                Gauge,
+                "Viewers (and snapshots being answered) of a rendition now.",
+                |r| r.viewers as f64,
+            ),
+            (
+                "rendition_frames",
+                Counter,
+                "Frames made of a rendition, once each for all its viewers.",
+                |r| r.frames_made as f64,
+            ),
+            (
+                "rendition_cpu_seconds",
+                Counter,
+                "CPU time making a rendition's frames (decode, resize, draw, encode).",
+                |r| r.cpu_seconds,
+            ),
+        ];
+        for (name, kind, help, read) in families {
+            let name = format!("mjpeg_relay_{name}");
+            let mut family = encoder.encode_descriptor(&name, help, None, kind)?;
+            for (s, list) in &renditions {
+                for r in list {
+                    let labels = [("stream", s.name.as_str()), ("rendition", r.asked.as_str())];
+                    let sample = family.encode_family(&labels)?;
+                    match kind {
+                        Counter => ConstCounter::new(read(r)).encode(sample)?,
+                        _ => ConstGauge::new(read(r)).encode(sample)?,
+                    }
+                }
+            }
+        }
         let mut family = encoder.encode_descriptor(
             "mjpeg_relay_frame_age_at_send_seconds",
             "Age of a frame (now minus its capture time) when it is handed to a viewer's connection.",

@@ -7,11 +7,15 @@
 //! | `GET /streams/NAME.jpg` | latest frame |
 //! | `POST /streams/NAME/ingest` | frames pushed into a `push` stream ([`ingest`]) |
 //! | `GET /api/streams`, `/api/streams/NAME`, `/api/time` | JSON |
+//! | `GET /api/streams/NAME/meta` | the newest metadata a frame carried ([`api::stream_meta`]) |
+//! | `POST /api/sign` | a signed embed URL for one stream ([`api::sign`]) |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus / OpenMetrics text ([`metrics`]) |
-//! | `GET /` | the dashboard from `dist/`, or a built-in page ([`page`]) |
+//! | `GET /` | the dashboard ([`dashboard`]: `--dashboard DIR`, built in, or a small page) |
 //!
-//! Credentials are checked for every route before it runs, ingest included ([`auth`]). CORS only
+//! Before anything else a request's `Host` is checked ([`guard`]); then its credentials, for every
+//! route, ingest included ([`auth`]), with failures counted per address ([`failures`]). Every
+//! response carries the security headers ([`guard::secure`]). CORS only
 //! with `--allow-origin` ([`cors`]); a request from the relay's own origin is never treated as
 //! cross-origin. Every error is an [`error::ApiError`], answered as JSON with its status.
 //!
@@ -19,8 +23,9 @@
 //! - [`api`]: the JSON routes and `/healthz`.
 //! - [`ingest`]: frames pushed into a `push` stream.
 //! - [`metrics`]: the Prometheus exposition at `/metrics`.
-//! - [`auth`]: the one access check. [`error`]: errors and their statuses. [`page`]: the
-//!   built-in page.
+//! - [`auth`]: the one access check. [`failures`]: wrong credentials counted per address.
+//!   [`guard`]: allowed hosts and security headers. [`error`]: errors and their statuses.
+//! - [`dashboard`]: where `/` comes from. [`page`]: the built-in page.
 //!
 //! Stream responses are never compressed (there is no compression middleware at all: an encoder
 //! holds bytes back and turns a live stream into bursts), carry `Cache-Control: no-cache,
@@ -28,27 +33,30 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
+pub mod failures;
+pub mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod page;
 pub mod streams;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use mjpeg_shared::wire;
-use poem::endpoint::StaticFilesEndpoint;
 use poem::error::ResponseError;
 use poem::http::StatusCode;
 use poem::web::Json;
-use poem::{get, EndpointExt, IntoResponse, Request, Route};
+use poem::{get, EndpointExt, IntoResponse, Request, Response, Route};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use self::auth::Access;
+use self::auth::{Access, Asked};
+use self::dashboard::Dashboard;
 use self::error::ApiError;
+use self::guard::Hosts;
 use crate::fanout::stream::Stream;
 use crate::fanout::{viewer_cap, Limits};
 
@@ -59,8 +67,8 @@ pub struct Site {
     by_name: HashMap<String, Arc<Stream>>,
     /// Fires once, when the relay shuts down; every endless response watches it.
     pub shutdown: CancellationToken,
-    /// Folder of the built dashboard.
-    pub dashboard: PathBuf,
+    /// Where `/` comes from.
+    pub dashboard: Dashboard,
     pub limits: Limits,
     /// Admission over all streams (`--max-viewers`): a viewer holds a permit while connected.
     pub viewer_permits: Option<Arc<Semaphore>>,
@@ -68,15 +76,27 @@ pub struct Site {
     pub allow_origins: Vec<String>,
     /// Credentials each route needs.
     pub access: Access,
+    /// `--allow-host` names.
+    pub allow_hosts: Vec<String>,
+    /// CSP `frame-ancestors` (`--frame-ancestors`).
+    pub frame_ancestors: String,
+}
+
+/// How the site serves, besides its streams and access.
+#[derive(Clone, Debug)]
+pub struct SiteOptions {
+    pub dashboard: Dashboard,
+    pub limits: Limits,
+    pub allow_origins: Vec<String>,
+    pub allow_hosts: Vec<String>,
+    pub frame_ancestors: String,
 }
 
 impl Site {
     pub fn new(
         streams: Vec<Arc<Stream>>,
         shutdown: CancellationToken,
-        dashboard: PathBuf,
-        limits: Limits,
-        allow_origins: Vec<String>,
+        options: SiteOptions,
         access: Access,
     ) -> Site {
         Site {
@@ -86,11 +106,13 @@ impl Site {
                 .collect(),
             streams,
             shutdown,
-            dashboard,
-            viewer_permits: limits.max_viewers.map(viewer_cap),
-            limits,
-            allow_origins,
+            dashboard: options.dashboard,
+            viewer_permits: options.limits.max_viewers.map(viewer_cap),
+            limits: options.limits,
+            allow_origins: options.allow_origins,
             access,
+            allow_hosts: options.allow_hosts,
+            frame_ancestors: options.frame_ancestors,
         }
     }
 
@@ -106,26 +128,27 @@ impl Site {
     }
 }
 
-/// The whole route tree.
-pub fn routes(site: Arc<Site>) -> impl poem::Endpoint {
+/// The whole route tree, for a relay bound to a loopback address or not (which decides the
+/// hosts it answers to, [`guard`]).
+pub fn routes(site: Arc<Site>, loopback: bool) -> impl poem::Endpoint {
     let mut route = Route::new()
         .at("/streams/:file", get(streams::stream_endpoint))
         .at("/streams/:name/ingest", poem::post(ingest::ingest))
         .at("/api/streams", get(api::list_streams))
         .at("/api/streams/:name", get(api::stream_info))
+        .at("/api/streams/:name/meta", get(api::stream_meta))
         .at("/api/time", get(api::server_time))
+        .at("/api/sign", poem::post(api::sign))
         .at("/healthz", get(api::healthz))
         .at("/metrics", get(metrics::metrics));
-    if site.dashboard.join("index.html").is_file() {
-        route = route.nest(
-            "/",
-            StaticFilesEndpoint::new(&site.dashboard).index_file("index.html"),
-        );
-    } else {
-        route = route.at("/", get(page::builtin_page));
-    }
+    route = match site.dashboard.endpoint() {
+        Some(dashboard) => route.nest("/", dashboard),
+        None => route.at("/", get(page::builtin_page)),
+    };
     let cors = cors(&site.allow_origins);
     let guarded = site.clone();
+    let hosts = Hosts::new(loopback, &site.allow_hosts);
+    let secured = site.clone();
     // Every error answers JSON: ours already do; poem's own (no such route, wrong method, a
     // static file missing, a refused origin) are re-dressed with their status kept.
     route
@@ -134,12 +157,22 @@ pub fn routes(site: Arc<Site>) -> impl poem::Endpoint {
         .before(move |req: Request| {
             let site = guarded.clone();
             async move {
-                let authorization = req
-                    .headers()
-                    .get(poem::http::header::AUTHORIZATION)
-                    .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+                let header = |name| {
+                    req.headers()
+                        .get(name)
+                        .map(|v: &poem::http::HeaderValue| v.to_str().unwrap_or("\u{fffd}"))
+                };
+                let client = req
+                    .remote_addr()
+                    .as_socket_addr()
+                    .map(|peer| site.access.client(peer.ip(), header("x-real-ip")));
                 site.access
-                    .check(req.uri().path(), authorization, req.uri().query())
+                    .check(&Asked {
+                        path: req.uri().path(),
+                        authorization: header("authorization"),
+                        query: req.uri().query(),
+                        client,
+                    })
                     .await?;
                 Ok(req)
             }
@@ -152,6 +185,12 @@ pub fn routes(site: Arc<Site>) -> impl poem::Endpoint {
                 req.headers_mut().remove(poem::http::header::ORIGIN);
             }
             Ok(req)
+        })
+        // First of all: a request for a host this relay is not is refused before it is read.
+        .before(move |mut req: Request| {
+            guard::whole_pages(&mut req);
+            let checked = hosts.check(&req).map(|()| req);
+            async move { Ok(checked?) }
         })
         .data(site)
         .catch_all_error(|err: poem::Error| async move {
@@ -167,6 +206,11 @@ pub fn routes(site: Arc<Site>) -> impl poem::Endpoint {
                 .with_status(status)
                 .into_response(),
             }
+        })
+        // Outermost, so errors and refusals carry the headers too.
+        .map(move |resp: Response| {
+            let site = secured.clone();
+            async move { guard::secure(resp, &site.frame_ancestors).await }
         })
 }
 

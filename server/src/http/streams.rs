@@ -12,13 +12,16 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::Site;
+use crate::fanout::frame::Frame;
+use crate::fanout::pace::Adapt;
 use crate::fanout::stream::Stream;
 use crate::fanout::viewer::{self, Admission, ViewerOptions};
 use crate::net::conn::ConnState;
-use crate::source::options::{parse_fps, parse_size};
+use crate::source::options::parse_fps;
+use crate::source::rendition::Rendition;
 
 /// A viewer may ask for any rate up to this; above the source's rate it changes nothing.
-const MAX_VIEWER_FPS: f64 = 1000.0;
+pub const MAX_VIEWER_FPS: f64 = 1000.0;
 /// How long a snapshot of an idle stream waits for its source to produce a frame.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,10 +71,29 @@ fn serve_stream(
     let mut opts = ViewerOptions {
         layout: default_layout,
         max_fps: None,
+        adapt: None,
     };
+    let rendition = rendition_asked(params, stream_size(&stream))?;
     for (key, value) in params {
         match key.as_str() {
             "fps" => opts.max_fps = Some(parse_fps(value, MAX_VIEWER_FPS).map_err(ApiError::BadQuery)?),
+            "adapt" => opts.adapt = parse_adapt(value, default_layout).map_err(ApiError::BadQuery)?,
+            "overlay" if default_layout == Layout::Frames => {
+                return Err(ApiError::BadQuery(
+                    "overlay=1 applies to .mjpg and .jpg; on .frames, meta=1 sends the metadata for the page to draw".into(),
+                )
+                .into())
+            }
+            "meta" if default_layout == Layout::Frames => {
+                let on = crate::source::options::parse_flag("meta", value).map_err(ApiError::BadQuery)?;
+                opts.layout = if on { Layout::FramesMeta } else { Layout::Frames };
+            }
+            "meta" => {
+                return Err(ApiError::BadQuery(
+                    "meta=1 applies to .frames only (a JSON part before each frame that has metadata)".into(),
+                )
+                .into())
+            }
             "layout" if default_layout == Layout::Frames => {
                 return Err(ApiError::BadQuery(
                     "layout applies to .mjpg only; .frames parts always carry Content-Length, X-Sequence and X-Timestamp".into(),
@@ -90,8 +112,8 @@ fn serve_stream(
                     }
                 }
             }
-            "size" => check_size(&stream, value)?,
-            // Anything else (cache busters such as ?t=123 that legacy pages append) is ignored.
+            // Renditions (width, size, quality, overlay) are read above; anything else (cache
+            // busters such as ?t=123 that legacy pages append) is ignored.
             _ => {}
         }
     }
@@ -103,10 +125,19 @@ fn serve_stream(
         peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
         layout = ?opts.layout,
     );
-    span.in_scope(|| tracing::debug!(fps = ?opts.max_fps, "viewer connected"));
+    span.in_scope(|| tracing::debug!(fps = ?opts.max_fps, %rendition, "viewer connected"));
     let admission = admit(site, &stream)?;
+    let rendition = stream.join_rendition(rendition).map_err(ApiError::from)?;
     let name = stream.name.clone();
-    let body = viewer::body(stream, opts, conn, site.shutdown.clone(), span, admission);
+    let body = viewer::body(
+        stream,
+        opts,
+        conn,
+        site.shutdown.clone(),
+        span,
+        admission,
+        rendition,
+    );
     Ok(Response::builder()
         .content_type(opts.layout.content_type())
         .header("Cache-Control", "no-cache, no-store, must-revalidate")
@@ -116,21 +147,38 @@ fn serve_stream(
         .body(Body::from_bytes_stream(body)))
 }
 
-/// `?size` is refused unless it names the stream's own size: the relay does not resize per viewer.
-fn check_size(stream: &Stream, value: &str) -> Result<(), ApiError> {
-    let (w, h) = parse_size(value).map_err(ApiError::BadQuery)?;
-    let info = stream.info();
-    match (info.width, info.height) {
-        (Some(sw), Some(sh)) if (sw, sh) == (w, h) => Ok(()),
-        (Some(sw), Some(sh)) => Err(ApiError::BadQuery(format!(
-            "size {w}x{h}: this stream is {sw}x{sh} and the relay does not resize per viewer; \
-             set the source's size instead, e.g. --stream {}=test?size={w}x{h}",
-            stream.name
-        ))),
-        _ => Err(ApiError::BadQuery(format!(
-            "size {w}x{h}: the relay does not resize per viewer, and this stream's size is not known yet"
-        ))),
+/// `?adapt=`: `1` changes quality only on `.mjpg` (an `<img>`'s size must not jump) and also
+/// size on `.frames`; `size` changes size anywhere; `0` is off.
+fn parse_adapt(value: &str, layout: Layout) -> Result<Option<Adapt>, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "size" => Ok(Some(Adapt::Size)),
+        "quality" => Ok(Some(Adapt::Quality)),
+        flag => Ok(crate::source::options::parse_flag("adapt", flag)
+            .map_err(|_| {
+                format!("adapt {value:?} is not known; accepted: 1 (on), 0 (off), quality, size")
+            })?
+            .then_some(if layout == Layout::Frames {
+                Adapt::Size
+            } else {
+                Adapt::Quality
+            })),
     }
+}
+
+/// The stream's size, when known (from its newest frame or its source's settings).
+fn stream_size(stream: &Stream) -> Option<(u32, u32)> {
+    let info = stream.info();
+    info.width.zip(info.height)
+}
+
+/// The rendition the query asks for (`width`, `size`, `quality`, `overlay`), checked against
+/// the source's size when known: 400 saying what is wrong.
+fn rendition_asked(
+    params: &[(String, String)],
+    source: Option<(u32, u32)>,
+) -> Result<Rendition, ApiError> {
+    Rendition::from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())), source)
+        .map_err(ApiError::BadQuery)
 }
 
 async fn snapshot(
@@ -138,11 +186,40 @@ async fn snapshot(
     stream: Arc<Stream>,
     params: &[(String, String)],
 ) -> poem::Result<Response> {
-    for (key, value) in params {
-        if key == "size" {
-            check_size(&stream, value)?;
-        }
+    // Checked before the source is woken, and again against the frame's own size.
+    rendition_asked(params, stream_size(&stream))?;
+    let frame = newest_frame(site, &stream, SNAPSHOT_TIMEOUT).await?;
+    let rendition = rendition_asked(
+        params,
+        Some((frame.width, frame.height)).filter(|s| s.0 > 0),
+    )?;
+    let (jpeg, made) = match stream.join_rendition(rendition).map_err(ApiError::from)? {
+        Some(r) => frame.rendition(r.rendition, || r.counter()).await,
+        None => (frame.jpeg.clone(), None),
+    };
+    let mut resp = Response::builder();
+    if let Some(made) = made {
+        resp = resp.header(wire::HEADER_RENDITION, made.to_string());
     }
+    Ok(resp
+        .content_type(wire::JPEG_CONTENT_TYPE)
+        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .header(
+            wire::HEADER_TIMESTAMP,
+            wire::format_timestamp(frame.captured_micros),
+        )
+        .header(wire::HEADER_SEQUENCE, frame.seq)
+        .header(wire::HEADER_STREAM, stream.name.clone())
+        .body(jpeg))
+}
+
+/// The stream's newest frame: the cached one while someone watches, else one fresh frame from
+/// its source, woken for it (within `patience`).
+pub async fn newest_frame(
+    site: &Site,
+    stream: &Arc<Stream>,
+    patience: Duration,
+) -> Result<Arc<Frame>, ApiError> {
     let frame = match stream.current() {
         // Someone is watching: the cached newest frame, answered at once.
         Some(frame) => frame,
@@ -162,29 +239,20 @@ async fn snapshot(
                 }
             };
             tokio::select! {
-                r = tokio::time::timeout(SNAPSHOT_TIMEOUT, wait) => match r {
+                r = tokio::time::timeout(patience, wait) => match r {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => return Err(ApiError::ShuttingDown.into()),
+                    Ok(None) => return Err(ApiError::ShuttingDown),
                     Err(_) => return Err(ApiError::NoFrame {
                         name: stream.name.clone(),
-                        seconds: SNAPSHOT_TIMEOUT.as_secs(),
+                        seconds: patience.as_secs(),
                         last_error: stream.info().last_error,
-                    }.into()),
+                    }),
                 },
-                _ = site.shutdown.cancelled() => return Err(ApiError::ShuttingDown.into()),
+                _ = site.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
             }
         }
     };
-    Ok(Response::builder()
-        .content_type(wire::JPEG_CONTENT_TYPE)
-        .header("Cache-Control", "no-cache, no-store, must-revalidate")
-        .header(
-            wire::HEADER_TIMESTAMP,
-            wire::format_timestamp(frame.captured_micros),
-        )
-        .header(wire::HEADER_SEQUENCE, frame.seq)
-        .header(wire::HEADER_STREAM, stream.name.clone())
-        .body(frame.jpeg.clone()))
+    Ok(frame)
 }
 
 /// Admits one more viewer of `stream`, or says which cap is full. Permits are taken without

@@ -11,6 +11,10 @@
 //!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
 //!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
+//! Below that, what the kernels hold for a viewer (unsent, in flight, in its receive buffer) is
+//! read from the socket's `TCP_INFO` ([`ConnState::link`]), and the viewer's pacer
+//! (`fanout::pace`) holds its next frame until its link has nearly delivered the one before.
+//!
 //! Over TLS ([`super::tls`]) a client that offers `h2` gets HTTP/2, where many viewers share one
 //! connection and a flush says nothing about any one of them. There the gate is h2's own send
 //! buffer, held to [`H2_SEND_BUFFER`]: hyper (1.12) takes a viewer's next chunk as soon as it has
@@ -25,7 +29,13 @@
 //! HTTP/2 has no request-head timeout in hyper: a connection with no request open for
 //! [`HEADER_TIMEOUT`] is closed here instead ([`Activity`]), and one connection may open at most
 //! [`H2_MAX_STREAMS`] streams. At most [`MAX_HANDSHAKES`] TLS handshakes run at once, so a flood
-//! of them cannot take the cores from the viewers.
+//! of them cannot take the cores from the viewers; a connection takes its handshake slot only once
+//! its ClientHello has arrived (within [`CLIENT_HELLO_TIMEOUT`]), so sockets that send nothing
+//! cannot hold the slots and stall every real client.
+//!
+//! At most `max_connections` connections are open at once ([`serve`]); beyond that a new one is
+//! answered 503 (plain HTTP) or closed (TLS) at once, before anything is read from it, so the
+//! descriptors left serve the viewers already admitted and the sources ([`super::descriptors`]).
 //!
 //! Connections are served here with hyper directly rather than `poem::Server`: poem boxes every
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
@@ -38,9 +48,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -74,12 +85,23 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// and more: `tests/tests/tls.rs` fails with it).
 pub const H2_SEND_BUFFER: usize = NOTSENT_LOWAT as usize;
 
-/// Time a TLS client has to complete its handshake (the slow-loris limit before any request),
-/// counted from accepting, waiting for a handshake slot included.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = HEADER_TIMEOUT;
+/// Time a TLS client has to send its ClientHello, counted from accepting. A real client sends it
+/// in its first packet; nothing is held for a socket waiting here but the socket itself.
+pub const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// TLS handshakes in progress at once; more wait (within their timeout).
+/// Time a TLS client has to complete its handshake once its ClientHello is in, waiting for a
+/// handshake slot included (the slow-loris limit before any request).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TLS handshakes in progress at once (each past its ClientHello); more wait, within their
+/// timeout.
 pub const MAX_HANDSHAKES: usize = 32;
+
+/// What a plain-HTTP connection over the cap is told before it is closed.
+const OVER_CAPACITY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+Retry-After: 5\r\nConnection: close\r\nContent-Length: 74\r\n\r\n\
+{\"error\":\"the relay has its maximum of open connections; try again later\"}";
 
 /// Streams one HTTP/2 connection may have open at once: a page of many streams fits (the
 /// dashboard plays at most 32), one client cannot take hundreds of viewer places.
@@ -133,9 +155,26 @@ pub struct ConnState {
     /// lock) when nobody waits, which is always for a viewer that keeps up.
     waiting: AtomicUsize,
     flushed: Notify,
+    /// The TCP socket's descriptor while the connection holds it: cleared (under this lock)
+    /// before the socket closes, so [`ConnState::link`] never asks about a reused number.
+    socket: Mutex<Option<RawFd>>,
 }
 
 impl ConnState {
+    fn for_socket(socket: Option<RawFd>) -> Self {
+        ConnState {
+            socket: Mutex::new(socket),
+            ..Default::default()
+        }
+    }
+
+    /// What the kernel knows of this connection's link now (`TCP_INFO`): `None` once it has
+    /// closed, or where the kernel does not say.
+    pub fn link(&self) -> Option<mjpeg_tcpinfo::TcpInfo> {
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        mjpeg_tcpinfo::read((*socket)?).ok()
+    }
+
     /// How many times hyper has flushed this connection with an empty write buffer.
     pub fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::SeqCst)
@@ -177,6 +216,13 @@ impl ConnState {
 pub struct TrackedStream<S> {
     inner: S,
     state: Arc<ConnState>,
+}
+
+impl<S> Drop for TrackedStream<S> {
+    fn drop(&mut self) {
+        // Runs before `inner` (the socket) is dropped and its descriptor closed.
+        *self.state.socket.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TrackedStream<S> {
@@ -224,20 +270,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedStream<S> {
     }
 }
 
-/// Accepts connections on `listener` and serves `app` on each (over TLS when `tls` is given)
-/// until `shutdown` fires; then gives open connections `grace` to finish (streams end at once on
-/// shutdown) and returns.
+/// How a listener is served besides its routes.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// HTTPS (and HTTP/2) with this; plain HTTP/1.1 without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections open at once; more are refused at once ([`super::descriptors`] derives the
+    /// default from the descriptor limit).
+    pub max_connections: usize,
+    /// Time open connections get to finish after `shutdown` (streams end at once on it).
+    pub grace: Duration,
+}
+
+/// Accepts connections on `listener` and serves `app` on each until `shutdown` fires; then gives
+/// open connections the grace period and returns.
 pub async fn serve(
     listener: TcpListener,
     app: impl IntoEndpoint<Endpoint: 'static>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    options: ServeOptions,
     shutdown: CancellationToken,
-    grace: Duration,
 ) -> io::Result<()> {
     let app = Arc::new(app.into_endpoint().map_to_response());
     let local = listener.local_addr()?;
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let grace = options.grace;
+    let tls = options.tls.map(|config| Tls {
+        config,
+        handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES)),
+    });
+    let places = Arc::new(tokio::sync::Semaphore::new(
+        options
+            .max_connections
+            .min(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
+    let mut refused = Refusals::default();
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -253,7 +318,12 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            refused.refuse(stream, tls.is_none(), options.max_connections);
+            continue;
+        };
         configure(&stream);
+        let fd = stream.as_raw_fd();
         let span = tracing::debug_span!("conn", %peer);
         let conn = Connection {
             local,
@@ -262,12 +332,13 @@ pub async fn serve(
             grace,
         };
         let app = app.clone();
-        let (tls, handshakes) = (tls.clone(), handshakes.clone());
+        let tls = tls.clone();
         connections.spawn(
             async move {
+                let _place = place;
                 match tls {
-                    None => conn.serve_http1(stream, Scheme::HTTP, app).await,
-                    Some(acceptor) => conn.serve_tls(stream, acceptor, handshakes, app).await,
+                    None => conn.serve_http1(stream, Scheme::HTTP, app, fd).await,
+                    Some(tls) => conn.serve_tls(stream, tls, app, fd).await,
                 }
             }
             .instrument(span),
@@ -283,6 +354,90 @@ pub async fn serve(
             "connections still open after the grace period; closing"
         );
     }
+    Ok(())
+}
+
+/// The TLS side of a listener: its configuration and the handshake slots.
+#[derive(Clone)]
+struct Tls {
+    config: Arc<rustls::ServerConfig>,
+    handshakes: Arc<tokio::sync::Semaphore>,
+}
+
+/// Refusals being answered at once (each holds its socket for at most [`REFUSAL_TIME`]); more
+/// are closed without an answer.
+const MAX_REFUSING: usize = 64;
+const REFUSAL_TIME: Duration = Duration::from_secs(5);
+
+/// Connections refused over the cap, logged at most once every ten seconds with how many.
+struct Refusals {
+    since_logged: u64,
+    logged: Option<std::time::Instant>,
+    answering: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals {
+            since_logged: 0,
+            logged: None,
+            answering: Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING)),
+        }
+    }
+}
+
+impl Refusals {
+    fn refuse(&mut self, stream: TcpStream, plain: bool, cap: usize) {
+        // Over plain HTTP, answered on a task of its own: the request's head read first (a
+        // client that gets an answer before it has asked may call it a broken connection:
+        // hyper does), then 503, then the rest read and dropped, so that the close is a FIN
+        // after the answer (closing on an unread request would send a reset, and the client
+        // would see that instead of the 503).
+        if let (true, Ok(slot)) = (plain, self.answering.clone().try_acquire_owned()) {
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _ = tokio::time::timeout(REFUSAL_TIME, answer_refused(stream)).await;
+            });
+        } else {
+            drop(stream);
+        }
+        self.since_logged += 1;
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                refused = self.since_logged,
+                max_connections = cap,
+                "connections refused: the relay has --max-connections open"
+            );
+            self.since_logged = 0;
+            self.logged = Some(std::time::Instant::now());
+        }
+    }
+}
+
+async fn answer_refused(mut stream: TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Up to the blank line that ends the head, or 8 KB of it: enough to know it was asked.
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        // Only the new bytes and the three before them can complete the blank line.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if head.len() >= 8192 || head[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    stream.write_all(OVER_CAPACITY).await?;
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    while stream.read(&mut sink).await? > 0 {}
     Ok(())
 }
 
@@ -369,48 +524,55 @@ impl Connection {
         let _ = tokio::time::timeout(self.grace, conn).await;
     }
 
-    async fn serve_tls<E>(
-        self,
-        stream: TcpStream,
-        acceptor: tokio_rustls::TlsAcceptor,
-        handshakes: Arc<tokio::sync::Semaphore>,
-        app: Arc<E>,
-    ) where
+    async fn serve_tls<E>(self, stream: TcpStream, tls: Tls, app: Arc<E>, fd: RawFd)
+    where
         E: Endpoint<Output = Response> + 'static,
     {
+        // First the ClientHello, holding nothing but the socket; then a handshake slot for the
+        // rest, which is where the CPU goes.
+        let hello =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
         let handshake = async {
-            let _slot = handshakes.acquire().await;
-            acceptor.accept(stream).await
+            let start = match tokio::time::timeout(CLIENT_HELLO_TIMEOUT, hello).await {
+                Ok(Ok(start)) => start,
+                Ok(Err(err)) => return Err(format!("no TLS ClientHello: {err}")),
+                Err(_) => return Err("no TLS ClientHello in time".to_string()),
+            };
+            let finish = async {
+                let _slot = tls.handshakes.acquire().await;
+                start.into_stream(tls.config.clone()).await
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, finish).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(err)) => Err(format!("TLS handshake failed: {err}")),
+                Err(_) => Err("TLS handshake timed out".to_string()),
+            }
         };
-        let handshake = tokio::select! {
-            r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => r,
+        let tls = tokio::select! {
+            r = handshake => match r {
+                Ok(tls) => tls,
+                Err(err) => {
+                    tracing::debug!(%err);
+                    return;
+                }
+            },
             _ = self.shutdown.cancelled() => return,
-        };
-        let tls = match handshake {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
-                return;
-            }
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(super::tls::ALPN_H2);
         if h2 {
             self.serve_http2(tls, app).await
         } else {
-            self.serve_http1(tls, Scheme::HTTPS, app).await
+            self.serve_http1(tls, Scheme::HTTPS, app, fd).await
         }
     }
 
-    async fn serve_http1<S, E>(self, io: S, scheme: Scheme, app: Arc<E>)
+    /// `fd`: the TCP socket under `io` (the TLS layer's, over TLS), for [`ConnState::link`].
+    async fn serve_http1<S, E>(self, io: S, scheme: Scheme, app: Arc<E>, fd: RawFd)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         E: Endpoint<Output = Response> + 'static,
     {
-        let state = Arc::new(ConnState::default());
+        let state = Arc::new(ConnState::for_socket(Some(fd)));
         let io = TrackedStream {
             inner: io,
             state: state.clone(),

@@ -2,9 +2,11 @@
 //! see when a connection has taken a frame.
 //!
 //! - [`conn`]: the accept loop, per-connection flush tracking (the pacing viewers wait on),
-//!   socket options, head and handshake timeouts, HTTP/1.1 and HTTP/2 serving, graceful
-//!   shutdown.
+//!   socket options, head and handshake timeouts, the connection cap, HTTP/1.1 and HTTP/2
+//!   serving, graceful shutdown.
+//! - [`descriptors`]: the descriptor limit raised at startup, and the connection cap it allows.
 //! - [`tls`]: HTTPS with rustls, ALPN `h2` then `http/1.1`.
 
 pub mod conn;
+pub mod descriptors;
 pub mod tls;

@@ -1,5 +1,6 @@
-//! Drawing into packed RGB24 buffers: rectangles, 8x8-font text, JPEG encoding. Shared by the
-//! test pattern and the NO SIGNAL picture of every live source ([`super::feed`]).
+//! Drawing into packed RGB24 buffers: rectangles, 8x8-font text, JPEG decoding and encoding.
+//! Shared by the test pattern, the NO SIGNAL picture of every live source ([`super::feed`]), the
+//! camera's mirror view and the metadata overlay ([`super::overlay`]).
 
 /// Fills a rectangle, clipped to the image.
 pub fn fill(
@@ -42,6 +43,39 @@ pub fn text(
             }
         }
     }
+}
+
+/// A decoded JPEG: packed pixels of `channels` bytes (3, RGB; 1 for a greyscale JPEG).
+pub struct Decoded {
+    pub pixels: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+}
+
+/// Decodes a JPEG with zune-jpeg, as RGB (or one channel for a greyscale JPEG).
+pub fn decode(jpeg: &[u8]) -> Result<Decoded, String> {
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+    let pixels = decoder.decode().map_err(|e| format!("{e:?}"))?;
+    let (Some((width, height)), Some(colorspace)) =
+        (decoder.dimensions(), decoder.output_colorspace())
+    else {
+        return Err("no image size after decoding".into());
+    };
+    let channels = colorspace.num_components();
+    if !matches!(channels, 1 | 3) {
+        return Err(format!("decoded to {channels} channels, expected 1 or 3"));
+    }
+    Ok(Decoded {
+        pixels,
+        width,
+        height,
+        channels,
+    })
 }
 
 /// Encodes packed RGB as a baseline 4:2:0 JPEG.

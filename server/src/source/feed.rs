@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mjpeg_shared::multipart::MultipartParser;
+use mjpeg_shared::wire;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::options::plausible_size;
-use super::{draw, SourceError, SourceFrame, SourceInfo};
+use super::{draw, Pipeline, SourceError, SourceFrame, SourceInfo};
 use crate::backoff::Backoff;
 use crate::clock::unix_micros_now;
 use crate::jpeg;
@@ -253,10 +254,12 @@ impl Feeder {
 
     /// Something went wrong: NO SIGNAL and the API say so until a frame is published or the
     /// producer is live again.
+    /// URLs in it are redacted ([`crate::redact::scrub`]): the text reaches every viewer.
     pub fn set_error(&self, error: impl Into<String>) {
+        let error = crate::redact::scrub(&error.into());
         let mut status = self.shared.status();
         status.set_live(false);
-        status.error = Some(error.into());
+        status.error = Some(error);
         status.errors += 1;
     }
 
@@ -275,24 +278,53 @@ impl Feeder {
     }
 
     /// Publishes every complete part `parser` holds that is a JPEG, with its `X-Timestamp` as
-    /// the capture time when it has one (a relayed stream's), else now; counts and logs the
-    /// others (not a JPEG, too large, malformed) as dropped. True if any frame was published.
-    /// For producers that read a multipart stream: an upstream's body, ffmpeg's output.
-    pub fn publish_parts(&self, parser: &mut MultipartParser) -> bool {
+    /// the capture time when it has one (a relayed stream's), else now, and its pipeline stages
+    /// when it has any (another relay's pipeline stream; this relay's receipt is added after
+    /// them); counts and logs the others (not a JPEG, too large, malformed) as dropped. True if
+    /// any frame was published. For producers that read a multipart stream: an upstream's body,
+    /// ffmpeg's output.
+    pub fn publish_parts(&self, parts: &mut RelayedParts) -> bool {
         let mut published = false;
         loop {
-            let why = match parser.next_part() {
+            let why = match parts.parser.next_part() {
                 Ok(Some(part)) if jpeg::looks_like_jpeg(&part.body) => {
                     let captured_micros = part.timestamp_micros().unwrap_or_else(unix_micros_now);
                     let (width, height) = jpeg::dimensions(&part.body).unwrap_or((0, 0));
+                    let stages = part.stages();
+                    // Its metadata, if the part just before was that, for this frame.
+                    // (Only by number: a part without one names no frame.)
+                    let meta = parts
+                        .meta
+                        .take()
+                        .filter(|(seq, _)| seq.is_some() && *seq == part.sequence())
+                        .map(|(_, meta)| meta);
+                    let pipeline = if stages.is_empty() && meta.is_none() {
+                        Pipeline::default()
+                    } else {
+                        Pipeline::received(stages, meta)
+                    };
                     self.publish(SourceFrame {
                         jpeg: part.body,
                         captured_micros,
                         width,
                         height,
+                        pipeline,
                     });
                     published = true;
                     continue;
+                }
+                // Another relay's metadata (`.frames?meta=1`): kept for the JPEG part after it,
+                // checked as a push's is.
+                Ok(Some(part))
+                    if part.content_type().as_deref() == Some(wire::META_CONTENT_TYPE) =>
+                {
+                    match Pipeline::check_meta(&part.body, Pipeline::DEFAULT_MAX_META) {
+                        Ok(meta) => {
+                            parts.meta = Some((part.sequence(), meta));
+                            continue;
+                        }
+                        Err(e) => e.to_string(),
+                    }
                 }
                 Ok(Some(_)) => "a part that is not a JPEG".to_string(),
                 Ok(None) => return published,
@@ -376,6 +408,7 @@ impl Feeder {
                     return;
                 }
                 Err((err, delivered)) => {
+                    let err = crate::redact::scrub(&err);
                     if delivered {
                         backoff.reset();
                     }
@@ -532,6 +565,7 @@ impl Feed {
             jpeg: Bytes::from(jpeg),
             width: w,
             height: h,
+            pipeline: Default::default(),
         })
     }
 }
@@ -616,6 +650,30 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// A multipart stream read into frames by [`Feeder::publish_parts`]: its parser, and a metadata
+/// part (another relay's `.frames?meta=1`) waiting for the JPEG part right after it, which it
+/// belongs to when their `X-Sequence`s match.
+pub struct RelayedParts {
+    parser: MultipartParser,
+    meta: Option<(Option<u64>, Bytes)>,
+}
+
+impl RelayedParts {
+    pub fn new(parser: MultipartParser) -> Self {
+        RelayedParts { parser, meta: None }
+    }
+
+    /// More of the body.
+    pub fn push(&mut self, data: &[u8]) {
+        self.parser.push(data);
+    }
+
+    /// The body ended with the close delimiter.
+    pub fn is_finished(&self) -> bool {
+        self.parser.is_finished()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +701,7 @@ mod tests {
             jpeg: Bytes::from(jpeg),
             width,
             height: 120,
+            pipeline: Default::default(),
         }
     }
 

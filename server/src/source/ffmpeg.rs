@@ -3,8 +3,11 @@
 //! `mpjpeg` muxer) read with the shared parser.
 //!
 //! Files play at real time (`-re`) and loop by default; URLs are live already. A pump task runs
-//! the child only while someone watches: started when frames are first asked for, killed
-//! (`kill_on_drop`) about a second after the last viewer left or when the relay shuts down. It
+//! one child while someone watches: started when frames are first asked for, killed
+//! (`kill_on_drop`) `linger` (10 s by default) after the last viewer left, or when the relay shuts
+//! down. The linger is what lets a snapshot loop or viewers coming and going reuse one child: an
+//! RTSP camera then sees one session, not one set up and torn down (by SIGKILL, without
+//! TEARDOWN) per request. It
 //! cannot outlive the relay either: if the relay dies, the pipe ffmpeg writes to closes and ffmpeg
 //! ends on its next frame (a write error on the closed pipe), and init reaps it.
 //!
@@ -23,9 +26,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::Command;
 use tracing::Instrument;
 
-use super::feed::{self, Ended, Failure, Feed, Feeder, Patience};
+use super::feed::{self, Ended, Failure, Feed, Feeder, Patience, RelayedParts};
 use super::options::{
-    parse_flag, parse_fps, parse_quality, parse_size, unknown_param, Parts, MAX_SOURCE_FPS,
+    parse_flag, parse_fps, parse_params, parse_quality, parse_seconds, parse_size, unknown_param,
+    Parts, MAX_SOURCE_FPS,
 };
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
 
@@ -40,6 +44,9 @@ const PATIENCE: Patience = Patience {
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the pump looks up from a silent ffmpeg to see whether anyone still watches.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// How long ffmpeg keeps running after the last viewer left, unless `linger=S` says otherwise.
+const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 
 /// The ffmpeg program; tests point it elsewhere to see what happens without one.
 const FFMPEG: &str = "ffmpeg";
@@ -58,6 +65,8 @@ pub struct FfmpegOptions {
     pub quality: u8,
     /// Loop a file at its end (default for files; live URLs never end on their own).
     pub loop_input: bool,
+    /// How long the child keeps running after the last viewer left.
+    pub linger: Duration,
 }
 
 impl std::fmt::Debug for FfmpegOptions {
@@ -72,28 +81,50 @@ impl std::fmt::Debug for FfmpegOptions {
 impl std::str::FromStr for FfmpegOptions {
     type Err = String;
 
-    /// `ffmpeg:PATH_OR_URL`, with `?fps=N&size=WxH&quality=Q&loop=0`. An input URL with a query
-    /// of its own is not supported yet: the first `?` starts the relay's options.
+    /// `ffmpeg:PATH_OR_URL?fps=N&size=WxH&quality=Q&loop=0&linger=S`, or, for an input URL with
+    /// a query of its own (`rtsp://cam/live?channel=1`), the options after a `#` instead:
+    /// `ffmpeg:rtsp://cam/live?channel=1#fps=10&linger=30`. A file path keeps its `#`.
     fn from_str(spec: &str) -> Result<Self, String> {
-        let parts = Parts::split(spec)?;
-        let input = parts
-            .arg
-            .filter(|a| !a.is_empty())
-            .ok_or("source \"ffmpeg\" needs an input: ffmpeg:PATH or ffmpeg:rtsp://...")?;
+        // Before any split: a '/', '?' or '#' in a password would cut it there.
+        crate::redact::check_userinfo(spec)?;
+        let url = spec.contains("://");
+        let (input, params) = match spec.split_once('#').filter(|_| url) {
+            Some((head, options)) => {
+                let input = head.strip_prefix("ffmpeg:").unwrap_or_default();
+                (input, parse_params(Some(options))?)
+            }
+            None => {
+                let parts = Parts::split(spec)?;
+                (parts.arg.unwrap_or_default(), parts.params)
+            }
+        };
+        if input.is_empty() {
+            return Err(
+                "source \"ffmpeg\" needs an input: ffmpeg:PATH or ffmpeg:rtsp://...".into(),
+            );
+        }
         let mut o = FfmpegOptions {
             input: input.to_string(),
             fps: None,
             size: None,
             quality: 80,
             loop_input: true,
+            linger: DEFAULT_LINGER,
         };
-        for (key, value) in parts.params {
+        for (key, value) in params {
             match key {
                 "fps" => o.fps = Some(parse_fps(value, MAX_SOURCE_FPS)?),
                 "size" => o.size = Some(parse_size(value)?),
                 "quality" => o.quality = parse_quality(value)?,
                 "loop" => o.loop_input = parse_flag("loop", value)?,
-                other => return Err(unknown_param("ffmpeg", other, "fps, size, quality, loop")),
+                "linger" => o.linger = parse_seconds("linger", value, 0..=86_400)?,
+                other => {
+                    return Err(unknown_param(
+                        "ffmpeg",
+                        other,
+                        "fps, size, quality, loop, linger",
+                    ))
+                }
             }
         }
         Ok(o)
@@ -103,12 +134,15 @@ impl std::str::FromStr for FfmpegOptions {
 /// The input without credentials: specs are shown in the API and the logs.
 impl std::fmt::Display for FfmpegOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The options after '#' when the input has a query of its own, as they were given.
+        let sep = if self.input.contains('?') { '#' } else { '?' };
         write!(
             f,
-            "ffmpeg:{}?quality={}&loop={}",
+            "ffmpeg:{}{sep}quality={}&loop={}&linger={}",
             self.shown(),
             self.quality,
-            u8::from(self.loop_input)
+            u8::from(self.loop_input),
+            self.linger.as_secs()
         )?;
         if let Some(fps) = self.fps {
             write!(f, "&fps={fps}")?;
@@ -124,7 +158,7 @@ impl FfmpegOptions {
     /// The input without credentials (`rtsp://user:pass@cam/...` is how RTSP cameras are
     /// addressed), for everything that shows it.
     pub fn shown(&self) -> String {
-        super::upstream::redact(&self.input)
+        crate::redact::redact(&self.input)
     }
 
     fn is_url(&self) -> bool {
@@ -198,10 +232,9 @@ impl FfmpegSource {
         let span = tracing::info_span!("ffmpeg", input = %shown);
         let pump = {
             let options = options.clone();
-            // Linger 0: ffmpeg stops about a second after the last viewer.
             async move {
                 feeder
-                    .pump(Duration::ZERO, || run_once(&program, &options, &feeder))
+                    .pump(options.linger, || run_once(&program, &options, &feeder))
                     .await
             }
         };
@@ -266,24 +299,26 @@ async fn run_once(
                 .await
                 .is_ok_and(|n| n > 0)
             {
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end()
-                    .replace(&raw, &shown);
+                let text = crate::redact::scrub(
+                    &String::from_utf8_lossy(&line)
+                        .trim_end()
+                        .replace(&raw, &shown),
+                );
                 tracing::debug!(ffmpeg = %text);
                 *last.lock().unwrap() = Some(text);
                 line.clear();
             }
         })
     });
-    let mut parser = MultipartParser::new(BOUNDARY);
+    let mut parts = RelayedParts::new(MultipartParser::new(BOUNDARY));
     let mut buf = vec![0; 64 * 1024];
     let mut delivered = false;
     let mut heard = Instant::now();
     loop {
         // ffmpeg's parts carry no X-Timestamp: a frame is captured when it comes out.
-        delivered |= feeder.publish_parts(&mut parser);
+        delivered |= feeder.publish_parts(&mut parts);
         // Dropping the child on return kills it.
-        if !feeder.wanted(Duration::ZERO) {
+        if !feeder.wanted(options.linger) {
             return Ok(Ended::Released);
         }
         let n = match tokio::time::timeout(CHECK_EVERY, stdout.read(&mut buf)).await {
@@ -303,7 +338,7 @@ async fn run_once(
         };
         if n > 0 {
             heard = Instant::now();
-            parser.push(&buf[..n]);
+            parts.push(&buf[..n]);
             continue;
         }
         // ffmpeg closed its output: it has ended, or is about to.

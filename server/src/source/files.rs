@@ -126,6 +126,7 @@ impl Source for FilesSource {
                         jpeg: Bytes::from(data),
                         width,
                         height,
+                        pipeline: Default::default(),
                     });
                 }
                 Ok(_) => tracing::warn!(file = %path.display(), "no longer a JPEG; skipped"),

@@ -15,6 +15,8 @@
 //! - [`upstream`]: another server's MJPEG stream over HTTP, fetched once for every viewer.
 //! - [`push`]: frames pushed by another process (the HTTP side is `crate::http::ingest`).
 //! - [`draw`]: rectangles, text and JPEG encoding for the sources that draw pictures.
+//! - [`rendition`]: a frame at another size or quality, or with its metadata drawn in
+//!   ([`overlay`]), for viewers who ask; made by the fan-out once per frame.
 
 pub mod camera;
 pub mod draw;
@@ -22,7 +24,9 @@ pub mod feed;
 pub mod ffmpeg;
 pub mod files;
 pub mod options;
+pub mod overlay;
 pub mod push;
+pub mod rendition;
 pub mod spec;
 pub mod test_pattern;
 pub mod upstream;
@@ -37,6 +41,61 @@ pub struct SourceFrame {
     pub jpeg: Bytes,
     pub width: u32,
     pub height: u32,
+    /// What a pipeline said about it (pushed frames, frames from another relay, the test
+    /// pattern's square and stage).
+    pub pipeline: Pipeline,
+}
+
+/// What a vision pipeline sends beside a frame (`docs/metadata.md`): the times of its stages and
+/// the frame's metadata, passed on as they came.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pipeline {
+    /// (stage name, Unix microseconds), in order; the relay's receipt last
+    /// ([`mjpeg_shared::wire::STAGE_RECEIVED`]).
+    pub stages: Vec<(String, u64)>,
+    /// JSON, checked to parse and to be within the stream's limit, never rewritten.
+    pub meta: Option<Bytes>,
+}
+
+impl Pipeline {
+    /// The most stages a frame keeps (the rest are dropped): a header block stays small.
+    pub const MAX_STAGES: usize = 16;
+    /// Default limit on one frame's metadata (`docs/metadata.md`): a push stream's unless it
+    /// sets `max_meta`, and what an edge accepts from another relay.
+    pub const DEFAULT_MAX_META: usize = 64 * 1024;
+
+    /// `stages` (at most [`Pipeline::MAX_STAGES`]) with the relay's receipt, now, after them.
+    pub fn received(mut stages: Vec<(String, u64)>, meta: Option<Bytes>) -> Pipeline {
+        stages.truncate(Self::MAX_STAGES - 1);
+        stages.push((
+            mjpeg_shared::wire::STAGE_RECEIVED.to_string(),
+            crate::clock::unix_micros_now(),
+        ));
+        Pipeline { stages, meta }
+    }
+
+    /// `meta` if it is JSON within `limit` bytes: what every way in (a push, another relay's
+    /// `.frames?meta=1`) checks before a frame carries it.
+    pub fn check_meta(meta: &[u8], limit: usize) -> Result<Bytes, BadMeta> {
+        if meta.len() > limit {
+            return Err(BadMeta::TooLarge {
+                len: meta.len(),
+                limit,
+            });
+        }
+        serde_json::from_slice::<serde::de::IgnoredAny>(meta)
+            .map_err(|e| BadMeta::NotJson(e.to_string()))?;
+        Ok(Bytes::copy_from_slice(meta))
+    }
+}
+
+/// Why a frame's metadata was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BadMeta {
+    #[error("the frame's metadata is {len} bytes, over this stream's limit of {limit}")]
+    TooLarge { len: usize, limit: usize },
+    #[error("the frame's metadata is not JSON: {0}")]
+    NotJson(String),
 }
 
 /// What a source reports about itself for `/api/streams`.

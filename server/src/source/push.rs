@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::feed::{self, Feed, Feeder};
 use super::options::{parse_flag, parse_max_bytes, unknown_param, Parts};
-use super::{Source, SourceError, SourceFrame, SourceInfo};
+use super::{Pipeline, Source, SourceError, SourceFrame, SourceInfo};
 use crate::secret::Secret;
 
 /// Default limit on one pushed frame.
@@ -30,6 +30,8 @@ pub struct PushOptions {
     pub replace: bool,
     /// Largest frame accepted, bytes (413 beyond).
     pub max_bytes: usize,
+    /// Largest metadata accepted with a frame, bytes.
+    pub max_meta: usize,
 }
 
 impl Default for PushOptions {
@@ -38,6 +40,7 @@ impl Default for PushOptions {
             token: None,
             replace: false,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_meta: Pipeline::DEFAULT_MAX_META,
         }
     }
 }
@@ -54,7 +57,14 @@ impl std::str::FromStr for PushOptions {
                 "token" => o.token = Some(Secret::new(value)?),
                 "replace" => o.replace = parse_flag("replace", value)?,
                 "max_bytes" => o.max_bytes = parse_max_bytes(value)?,
-                other => return Err(unknown_param("push", other, "token, replace, max_bytes")),
+                "max_meta" => o.max_meta = parse_max_bytes(value)?,
+                other => {
+                    return Err(unknown_param(
+                        "push",
+                        other,
+                        "token, replace, max_bytes, max_meta",
+                    ))
+                }
             }
         }
         Ok(o)
@@ -65,6 +75,9 @@ impl std::str::FromStr for PushOptions {
 impl std::fmt::Display for PushOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "push?max_bytes={}", self.max_bytes)?;
+        if self.max_meta != Pipeline::DEFAULT_MAX_META {
+            write!(f, "&max_meta={}", self.max_meta)?;
+        }
         if self.replace {
             write!(f, "&replace=1")?;
         }
@@ -76,6 +89,7 @@ impl std::fmt::Display for PushOptions {
 pub struct IngestHub {
     pub replace: bool,
     pub max_bytes: usize,
+    pub max_meta: usize,
     feeder: Feeder,
     /// The pusher holding the stream now: its id and the token that ends it when replaced.
     pusher: Mutex<Option<(u64, CancellationToken)>>,
@@ -147,6 +161,7 @@ impl PushSource {
         let hub = Arc::new(IngestHub {
             replace: options.replace,
             max_bytes: options.max_bytes,
+            max_meta: options.max_meta,
             feeder,
             pusher: Mutex::new(None),
             next_id: AtomicU64::new(0),

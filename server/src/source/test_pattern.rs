@@ -5,6 +5,10 @@
 //! [`mjpeg_shared::stamp`]: the frame's sequence number and capture time, which a reader of pixels
 //! (the dashboard's `<img>` comparison) decodes to measure what it is showing.
 //!
+//! It also plays a one-object vision pipeline, so the pipeline features show out of the box: an
+//! orange square bounces over the bars, each frame's metadata boxes it exactly
+//! (`docs/metadata.md`), and the frame carries one stage, `encoded`, the time its JPEG was done.
+//!
 //! Rendering and JPEG encoding run on tokio's blocking pool, so a few milliseconds of CPU per
 //! frame never delay the async workers that write to viewers.
 
@@ -12,7 +16,7 @@ use bytes::Bytes;
 use mjpeg_shared::stamp::{self, Stamp};
 
 use super::options::{parse_fps, parse_size, unknown_param, Parts, MAX_SOURCE_FPS};
-use super::{draw, Pacer, Source, SourceError, SourceFrame, SourceInfo};
+use super::{draw, Pacer, Pipeline, Source, SourceError, SourceFrame, SourceInfo};
 use crate::clock::unix_micros_now;
 
 /// `test`, `test?size=WxH&fps=N` (default 640x480 at 30 fps).
@@ -57,6 +61,10 @@ impl std::fmt::Display for TestOptions {
 
 /// JPEG quality of the pattern: sharp text at about 40-50 KB per 640x480 frame.
 const QUALITY: u8 = 80;
+/// The pattern's one pipeline stage: its JPEG is done.
+pub const STAGE_ENCODED: &str = "encoded";
+/// The bouncing square's colour.
+pub const OBJECT_COLOR: [u8; 3] = [255, 128, 0];
 
 pub struct TestPattern {
     width: u32,
@@ -100,7 +108,8 @@ impl Source for TestPattern {
         let (renderer, result) = tokio::task::spawn_blocking(move || {
             let captured_micros = unix_micros_now();
             let jpeg = renderer.render(frame_no, captured_micros);
-            (renderer, jpeg.map(|j| (captured_micros, j)))
+            let encoded_micros = unix_micros_now();
+            (renderer, jpeg.map(|j| (captured_micros, encoded_micros, j)))
         })
         .await
         .map_err(|e| {
@@ -113,14 +122,26 @@ impl Source for TestPattern {
             SourceError::Failed(format!("test pattern render task failed: {e}"))
         })?;
         self.renderer = Some(renderer);
-        let (captured_micros, jpeg) =
+        let (captured_micros, encoded_micros, (jpeg, object)) =
             result.map_err(|e| SourceError::Failed(format!("JPEG encoding failed: {e}")))?;
         self.frame_no = frame_no;
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let meta = format!(
+            r#"{{"boxes":[{{"x":{:.6},"y":{:.6},"w":{:.6},"h":{:.6},"label":"square","track":1}}]}}"#,
+            object.0 as f64 / w,
+            object.1 as f64 / h,
+            object.2 as f64 / w,
+            object.2 as f64 / h,
+        );
         Ok(SourceFrame {
             captured_micros,
             jpeg,
             width: self.width,
             height: self.height,
+            pipeline: Pipeline {
+                stages: vec![(STAGE_ENCODED.to_string(), encoded_micros)],
+                meta: Some(Bytes::from(meta)),
+            },
         })
     }
 
@@ -186,12 +207,13 @@ impl Renderer {
         }
     }
 
-    /// Renders frame `frame_no` captured at `captured_micros` and encodes it.
+    /// Renders frame `frame_no` captured at `captured_micros` and encodes it; also says where
+    /// the square is, in pixels (left, top, side).
     pub fn render(
         &mut self,
         frame_no: u64,
         captured_micros: u64,
-    ) -> Result<Bytes, jpeg_encoder::EncodingError> {
+    ) -> Result<(Bytes, (usize, usize, usize)), jpeg_encoder::EncodingError> {
         let (w, h) = (self.width, self.height);
         self.rgb.copy_from_slice(&self.background);
 
@@ -226,6 +248,29 @@ impl Renderer {
             self.text(4, panel_y + 4 + i * line_h, scale, line, [255, 255, 255]);
         }
 
+        // The square bounces across in 4 s and down in 3 s (a path that only repeats after
+        // 12 s), by the frame number so that a paused stream resumes where it was. Drawn over
+        // the text panel, below the stamp by a JPEG block row (16 pixels, the chroma block, so
+        // its colour never bleeds into the stamp) and by the height of the label the overlay
+        // and the dashboard draw above its box (so no label covers the stamp either); but for
+        // pictures too small to have that room.
+        let label = 10 * (w.max(h) / 480).clamp(1, 4) + 8;
+        let below_stamp = stamp::HEIGHT + 16 + label;
+        let top = if h >= below_stamp + 8 { below_stamp } else { 0 };
+        let side = (h / 6).max(8).min(w).min(h - top);
+        let t = frame_no as f64 / self.fps.max(0.01);
+        let bounce = |period: f64, span: usize| {
+            let phase = (t / period).fract() * 2.0;
+            let along = if phase < 1.0 { phase } else { 2.0 - phase };
+            (along * span as f64).round() as usize
+        };
+        let object = (
+            bounce(4.0, w - side),
+            top + bounce(3.0, h - top - side),
+            side,
+        );
+        self.fill(object.0, object.1, side, side, OBJECT_COLOR);
+
         stamp::draw_rgb(
             Stamp {
                 seq: frame_no as u32,
@@ -238,7 +283,7 @@ impl Renderer {
 
         let out = draw::encode_rgb(&self.rgb, w, h, QUALITY, self.last_len + self.last_len / 4)?;
         self.last_len = out.len();
-        Ok(Bytes::from(out))
+        Ok((Bytes::from(out), object))
     }
 
     fn fill(&mut self, x0: usize, y0: usize, fw: usize, fh: usize, color: [u8; 3]) {
@@ -278,11 +323,15 @@ mod tests {
     fn renders_a_decodable_frame_with_its_stamp_at_every_size() {
         for (w, h, fps) in [(160, 120, 0.01), (640, 480, 30.0), (1920, 1080, 12.5)] {
             let mut r = Renderer::new(w, h, fps);
-            let jpeg = r.render(7, 1_700_000_000_123_456).unwrap();
+            let (jpeg, (x, y, side)) = r.render(7, 1_700_000_000_123_456).unwrap();
             assert_eq!(crate::jpeg::dimensions(&jpeg), Some((w as u32, h as u32)));
             // The stamp is drawn into the picture (decoding the JPEG is the tests crate's job).
             let s = stamp::decode(&r.rgb, w, h, 3).expect("stamp in the rendered picture");
             assert_eq!((s.seq, s.capture_micros), (7, 1_700_000_000_123_456));
+            // The square is where it says, below the stamp.
+            assert!(side >= 8 && x + side <= w && y + side <= h && y >= stamp::HEIGHT);
+            let centre = (y + side / 2) * w + x + side / 2;
+            assert_eq!(r.rgb[centre * 3..][..3], OBJECT_COLOR);
         }
     }
 

@@ -18,9 +18,10 @@ use http_body_util::{BodyExt, Empty};
 use mjpeg_shared::multipart::MultipartParser;
 use tracing::Instrument;
 
-use super::feed::{self, Ended, Failure, Feed, Feeder, Patience};
+use super::feed::{self, Ended, Failure, Feed, Feeder, Patience, RelayedParts};
 use super::options::{parse_max_bytes, parse_params, parse_seconds, unknown_param};
 use super::{SetupError, Source, SourceError, SourceFrame, SourceInfo};
+use crate::redact::redact;
 
 /// How an upstream stream is set up (from `--stream NAME=http://...`).
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +52,8 @@ impl std::str::FromStr for UpstreamOptions {
     /// `http(s)://[user:pass@]host[:port]/path[?query][#linger=S&max_bytes=N&ca=PEM]`: the URL
     /// keeps its own query; the relay's options follow a `#`, which is never sent to servers.
     fn from_str(source: &str) -> Result<Self, String> {
+        // Before the '#' split: a '#' in a password would otherwise cut it there.
+        crate::redact::check_userinfo(source)?;
         let (url, options) = match source.split_once('#') {
             Some((u, o)) => (u, Some(o)),
             None => (source, None),
@@ -93,18 +96,6 @@ impl std::fmt::Display for UpstreamOptions {
             write!(f, "&ca={}", ca.display())?;
         }
         Ok(())
-    }
-}
-
-/// The URL without its credentials, for everything that shows it.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
     }
 }
 
@@ -152,16 +143,13 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, String> {
-    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-        (Some(rest), _) => (rest, false),
-        (_, Some(rest)) => (rest, true),
-        _ => return Err(format!("{} is not an http:// or https:// URL", redact(url))),
-    };
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let (userinfo, host) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
+    // Split as redact splits it, so what is shown and what is sent agree (a URL whose userinfo
+    // a '/', '?' or '#' would cut is refused when the spec is parsed).
+    let parts = crate::redact::split(url)
+        .filter(|p| matches!(p.scheme, "http" | "https"))
+        .ok_or_else(|| format!("{} is not an http:// or https:// URL", redact(url)))?;
+    let https = parts.scheme == "https";
+    let (userinfo, host, path) = (parts.userinfo, parts.host, parts.rest);
     if host.is_empty() {
         return Err(format!("{} has no host", redact(url)));
     }
@@ -174,10 +162,10 @@ fn parse_target(url: &str, ca: Option<&std::path::Path>) -> Result<Target, Strin
             base64::engine::general_purpose::STANDARD.encode(decoded)
         )
     });
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else {
+    let path = if path.starts_with('/') {
         path.to_string()
+    } else {
+        format!("/{path}")
     };
     // Without a port, the scheme's; a bracketed IPv6 host keeps its brackets.
     let has_port = host
@@ -271,7 +259,8 @@ async fn stream_once(
     } else {
         "http"
     };
-    let url = format!("{scheme}://{}{}", target.authority, target.path);
+    // For messages: the query may hold credentials (`?pwd=`).
+    let url = redact(&format!("{scheme}://{}{}", target.authority, target.path));
     let connect = async {
         let stream = tokio::net::TcpStream::connect(&target.authority)
             .await
@@ -325,13 +314,15 @@ async fn stream_once(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let mut parser = MultipartParser::from_content_type(&content_type)
-        .map_err(|_| {
-            fail(format!(
-                "{url} is not an MJPEG stream (Content-Type {content_type:?})"
-            ))
-        })?
-        .with_max_part_size(options.max_part_bytes);
+    let mut parts = RelayedParts::new(
+        MultipartParser::from_content_type(&content_type)
+            .map_err(|_| {
+                fail(format!(
+                    "{url} is not an MJPEG stream (Content-Type {content_type:?})"
+                ))
+            })?
+            .with_max_part_size(options.max_part_bytes),
+    );
     feeder.set_live(true);
     tracing::info!("upstream connected");
     let mut body = resp.into_body();
@@ -354,10 +345,10 @@ async fn stream_once(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        parser.push(&data);
-        // Upstream X-Timestamps are kept as capture times.
-        delivered |= feeder.publish_parts(&mut parser);
-        if parser.is_finished() {
+        parts.push(&data);
+        // Upstream X-Timestamps are kept as capture times, stages and metadata as they came.
+        delivered |= feeder.publish_parts(&mut parts);
+        if parts.is_finished() {
             return Err((format!("{url} ended its stream"), delivered));
         }
     }

@@ -334,6 +334,7 @@ fn convert_loop(options: &CameraOptions, shared: &Shared) {
                 captured_micros,
                 width,
                 height,
+                pipeline: Default::default(),
             }),
             // Shown in the API (and on NO SIGNAL if no frame converts at all).
             Ok(Err(err)) => {

@@ -21,9 +21,6 @@ use std::borrow::Cow;
 use jpeg_encoder::{
     ChromaSubsamplingMethod, ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor,
 };
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::device::{PixelFormat, RawFrame};
 
@@ -273,24 +270,18 @@ pub fn encode_raw(frame: &RawFrame, quality: u8, mirror: bool) -> Result<Vec<u8>
 /// Decodes an MJPEG frame, flips it horizontally and encodes it again (4:2:0).
 pub fn mirror_jpeg(jpeg: &[u8], quality: u8) -> Result<Vec<u8>, ConvertError> {
     let jpeg = ensure_huffman_tables(jpeg);
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&jpeg[..]), options);
-    let pixels = decoder
-        .decode()
-        .map_err(|e| ConvertError::Decode(format!("{e:?}")))?;
-    let (Some((w, h)), Some(colorspace)) = (decoder.dimensions(), decoder.output_colorspace())
-    else {
-        return Err(ConvertError::Decode("no image size after decoding".into()));
-    };
+    let decoded = crate::source::draw::decode(&jpeg).map_err(ConvertError::Decode)?;
+    let (pixels, w, h, channels) = (
+        decoded.pixels,
+        decoded.width,
+        decoded.height,
+        decoded.channels,
+    );
     // Greyscale frames decode to one channel whatever was asked.
-    let (channels, color) = match colorspace.num_components() {
-        1 => (1, ColorType::Luma),
-        3 => (3, ColorType::Rgb),
-        n => {
-            return Err(ConvertError::Decode(format!(
-                "decoded to {n} channels, expected 1 or 3"
-            )))
-        }
+    let color = if channels == 1 {
+        ColorType::Luma
+    } else {
+        ColorType::Rgb
     };
     let mut flipped = Vec::new();
     mirror_rows(&pixels, w, channels, &mut flipped);
@@ -426,6 +417,9 @@ impl ImageBuffer for Nv12<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
 
     const W: usize = 80;
     const H: usize = 48;
