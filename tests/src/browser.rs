@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use base64::Engine;
 use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use mjpeg_shared::stamp::{self, Stamp};
 use serde_json::{json, Value};
 
@@ -68,17 +69,44 @@ impl Browser {
         Self::launch(extra, "eager").await
     }
 
+    /// Starts chromedriver and Chromium, and starts them afresh when a session is not made in
+    /// time: a CI run on a loaded machine once saw Chromium hang at start for over 15 s while the
+    /// next launch, a second later, took under one.
     async fn launch(extra: &[&str], page_load_strategy: &str) -> Result<Browser> {
+        const ATTEMPTS: usize = 3;
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Self::launch_once(extra, page_load_strategy).await {
+                Ok(browser) => return Ok(browser),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        bail!(
+            "Chromium did not start in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        )
+    }
+
+    async fn launch_once(extra: &[&str], page_load_strategy: &str) -> Result<Browser> {
+        /// How long one chromedriver may take to make a session.
+        const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // The profile and Chromium's own temporary folders in one folder, removed on drop: a
+        // Chromium that is killed leaves its scoped_dir folders (25 MB each) behind.
+        let profile = tempfile::tempdir()?;
+        let tmp = profile.path().join("tmp");
+        std::fs::create_dir(&tmp)?;
+        let log = profile.path().join("chromedriver.log");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .env("TMPDIR", &tmp)
             // Its own process group, so that Drop can end Chromium with it.
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| anyhow!("chromedriver (installed by scripts/setup.sh): {e}"))?;
-        let profile = tempfile::tempdir()?;
         let mut args: Vec<String> = [
             "--headless",
             "--no-sandbox",
@@ -93,7 +121,10 @@ impl Browser {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.push(format!(
+            "--user-data-dir={}",
+            profile.path().join("data").display()
+        ));
         args.extend(extra.iter().map(|s| s.to_string()));
         let driver = Driver {
             child,
@@ -105,22 +136,31 @@ impl Browser {
         });
         let caps = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
-        let client = eventually(Duration::from_secs(15), || {
-            let (caps, url) = (caps.clone(), url.clone());
-            async move {
-                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                Ok(ClientBuilder::new(connector)
-                    .capabilities(caps)
-                    .connect(&url)
-                    .await
-                    .ok())
+        // Until chromedriver listens, connecting fails at once; then making the session starts
+        // Chromium, which is what may hang.
+        let deadline = tokio::time::Instant::now() + SESSION_TIMEOUT;
+        let mut last_error = String::from("no attempt finished");
+        while tokio::time::Instant::now() < deadline {
+            let mut builder = ClientBuilder::new(HttpConnector::new());
+            builder.capabilities(caps.clone());
+            match tokio::time::timeout_at(deadline, builder.connect(&url)).await {
+                Ok(Ok(client)) => {
+                    return Ok(Browser {
+                        client,
+                        _driver: driver,
+                    })
+                }
+                Ok(Err(e)) => last_error = e.to_string(),
+                Err(_) => last_error = "making the session hung".into(),
             }
-        })
-        .await?;
-        Ok(Browser {
-            client,
-            _driver: driver,
-        })
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        bail!(
+            "no WebDriver session within {SESSION_TIMEOUT:?} ({last_error}); chromedriver's log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 
     /// Errors the page recorded (index.html collects console errors, uncaught exceptions and
