@@ -42,6 +42,10 @@
 //! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
 //! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`.
 //! poem still does everything above the connection: routes, extractors, responses.
+//!
+//! Memory per viewer is mostly what its connection holds for as long as it is open (profiled in
+//! docs/benchmarks.md, "Where the memory goes"): so the request's routing is boxed and freed
+//! once the response has started, and a plain HTTP connection's task is not sized for TLS.
 
 use http_body_util::combinators::BoxBody;
 use std::convert::Infallible;
@@ -332,17 +336,24 @@ pub async fn serve(
             grace,
         };
         let app = app.clone();
-        let tls = tls.clone();
-        connections.spawn(
-            async move {
-                let _place = place;
-                match tls {
-                    None => conn.serve_http1(stream, Scheme::HTTP, app, fd).await,
-                    Some(tls) => conn.serve_tls(stream, tls, app, fd).await,
+        // One task type per kind of connection: a task is as large as its future, and a plain
+        // HTTP viewer's must not carry room for a TLS handshake (1000 viewers: 10 MB).
+        match tls.clone() {
+            None => connections.spawn(
+                async move {
+                    let _place = place;
+                    conn.serve_http1(stream, Scheme::HTTP, app, fd).await
                 }
-            }
-            .instrument(span),
-        );
+                .instrument(span),
+            ),
+            Some(tls) => connections.spawn(
+                async move {
+                    let _place = place;
+                    conn.serve_tls(stream, tls, app, fd).await
+                }
+                .instrument(span),
+            ),
+        };
     }
     connections.close();
     if tokio::time::timeout(grace, connections.wait())
@@ -472,7 +483,10 @@ impl Connection {
         hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (app, state, scheme) = (app.clone(), state.clone(), scheme.clone());
             let open = activity.as_ref().map(Activity::open);
-            async move {
+            // Boxed: hyper keeps a slot the size of this future for the whole connection, and
+            // poem's routes make it about 11 KB; boxed, it is a pointer, and the routing's state
+            // is freed once the response has started (1000 viewers: 11 MB).
+            Box::pin(async move {
                 let mut req = poem::Request::from((
                     req,
                     LocalAddr(local.into()),
@@ -495,7 +509,7 @@ impl Connection {
                     }),
                 };
                 Ok::<_, Infallible>(resp)
-            }
+            })
         })
     }
 
