@@ -7,6 +7,7 @@
 //! published in between is skipped, never queued, so what a slow viewer sees is late by about
 //! the time one frame takes to cross its own link.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use futures_util::Stream as FuturesStream;
 use mjpeg_shared::wire::Layout;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::Instrument;
 
 use super::frame::Frame;
@@ -47,7 +48,6 @@ struct Viewer {
     rx: watch::Receiver<Latest>,
     opts: ViewerOptions,
     conn: Option<Arc<ConnState>>,
-    shutdown: CancellationToken,
     last_seq: Option<u64>,
     preamble_sent: bool,
     /// The connection's flush count when the last chunk was handed over.
@@ -65,8 +65,8 @@ struct Viewer {
 }
 
 /// The body stream of one viewer. Ends when the server shuts down or the stream's driver ends
-/// (its channel closes); hyper drops it (and the viewer stops counting) when the client
-/// disconnects.
+/// (its channel closes); its writer (hyper, or the relay's own after a takeover,
+/// `net::takeover`) drops it, and the viewer stops counting, when the client disconnects.
 pub fn body(
     stream: Arc<Stream>,
     opts: ViewerOptions,
@@ -93,7 +93,6 @@ pub fn body(
         stream,
         opts,
         conn,
-        shutdown,
         last_seq: None,
         preamble_sent: false,
         flushes_at_send: None,
@@ -102,20 +101,26 @@ pub fn body(
         skipped: 0,
         span,
     };
-    futures_util::stream::unfold(viewer, move |mut v| {
+    // The shutdown future is made once, not per frame: each one made registers with the token
+    // that every viewer shares, under its lock.
+    let shutdown = Box::pin(shutdown.cancelled_owned());
+    futures_util::stream::unfold((viewer, shutdown), move |(mut v, mut shutdown)| {
         let span = v.span.clone();
         async move {
-            let chunk = v.next_chunk().await?;
-            Some((Ok(chunk), v))
+            let chunk = v.next_chunk(shutdown.as_mut()).await?;
+            Some((Ok(chunk), (v, shutdown)))
         }
         .instrument(span)
     })
 }
 
 impl Viewer {
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        // A new viewer's preamble goes first, as its own static chunk: hyper writes it together
-        // with the first frame, and no frame is copied to glue them.
+    async fn next_chunk(
+        &mut self,
+        mut shutdown: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Option<Bytes> {
+        // A new viewer's preamble goes first, as its own static chunk (hyper writes it with the
+        // head or the first frame), so no frame is copied to glue them.
         if !self.preamble_sent {
             self.preamble_sent = true;
             let preamble = self.opts.layout.preamble();
@@ -123,20 +128,19 @@ impl Viewer {
                 return Some(Bytes::from_static(preamble));
             }
         }
-        let shutdown = self.shutdown.clone();
         // 1. This viewer's rate cap.
         if let Some(at) = self.next_allowed {
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => {}
-                _ = shutdown.cancelled() => return None,
+                _ = shutdown.as_mut() => return None,
             }
         }
         // 2. A frame newer than the last one sent.
         let mut frame = tokio::select! {
             f = self.newest() => f?,
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.as_mut() => return None,
         };
-        // 3. The previous frame must have left hyper's buffer for the kernel. A viewer that keeps
+        // 3. The previous frame must have left the writer for the kernel. A viewer that keeps
         //    up has long flushed by now; one that does not waits here, and then takes whatever is
         //    newest at that moment, skipping what was published meanwhile.
         let mut waited = false;
@@ -148,7 +152,7 @@ impl Viewer {
                 let since = Instant::now();
                 tokio::select! {
                     _ = conn.flushed_since(seen) => {}
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.as_mut() => return None,
                 }
                 backed_up = since.elapsed() >= pace::BACKED_UP;
                 take_newer(&mut self.rx, &self.stream, &mut frame);
@@ -168,7 +172,7 @@ impl Viewer {
                 waited = true;
                 tokio::select! {
                     _ = tokio::time::sleep(hold) => {}
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.as_mut() => return None,
                 }
                 take_newer(&mut self.rx, &self.stream, &mut frame);
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mjpeg_shared::wire::{self, Layout};
 use poem::web::{Data, Path};
-use poem::{handler, Body, Request, Response};
+use poem::{handler, Request, Response};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
@@ -16,7 +16,7 @@ use crate::fanout::frame::Frame;
 use crate::fanout::pace::Adapt;
 use crate::fanout::stream::Stream;
 use crate::fanout::viewer::{self, Admission, ViewerOptions};
-use crate::net::conn::ConnState;
+use crate::net::conn::{self, ConnState};
 use crate::source::options::parse_fps;
 use crate::source::rendition::Rendition;
 
@@ -132,7 +132,7 @@ fn serve_stream(
     let body = viewer::body(
         stream,
         opts,
-        conn,
+        conn.clone(),
         site.shutdown.clone(),
         span,
         admission,
@@ -144,7 +144,8 @@ fn serve_stream(
         .header("Pragma", "no-cache")
         .header("X-Accel-Buffering", "no")
         .header(wire::HEADER_STREAM, name)
-        .body(Body::from_bytes_stream(body)))
+        // Over HTTP/1.x the relay writes the body itself once the head is out.
+        .body(conn::endless_body(conn.as_ref(), body)))
 }
 
 /// `?adapt=`: `1` changes quality only on `.mjpg` (an `<img>`'s size must not jump) and also

@@ -1,15 +1,17 @@
 //! Accepting and serving TCP connections, and what a viewer knows about its own connection.
 //!
-//! Latest-frame-wins only works if frames cannot pile up *below* the viewer's loop: in hyper's
-//! write buffer, or in the kernel's send queue (which autotunes to megabytes). Two measures bound
-//! both:
+//! Latest-frame-wins only works if frames cannot pile up *below* the viewer's loop: in the
+//! writer's buffer (hyper's, or the relay's own once it has taken a stream over,
+//! [`super::takeover`]), or in the kernel's send queue (which autotunes to megabytes). Two
+//! measures bound both:
 //!
 //! - every socket gets `TCP_NOTSENT_LOWAT`, so the kernel accepts new bytes only while little of
-//!   what it already holds is still unsent; the rest waits in hyper's buffer;
+//!   what it already holds is still unsent; the rest waits in the writer;
 //! - [`TrackedStream`] counts `poll_flush` calls. hyper calls its IO's `poll_flush` only once its own
-//!   write buffer is empty (hyper `proto/h1/io.rs`, `Buffered::poll_flush`), so a flush after a
-//!   chunk was handed over means the chunk is in the kernel. A viewer hands over its next frame only
-//!   then ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
+//!   write buffer is empty (hyper `proto/h1/io.rs`, `Buffered::poll_flush`), and the relay's
+//!   writer after each chunk it wrote whole, so a flush after a chunk was handed over means the
+//!   chunk is in the kernel. A viewer hands over its next frame only then
+//!   ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
 //!
 //! Below that, what the kernels hold for a viewer (unsent, in flight, in its receive buffer) is
 //! read from the socket's `TCP_INFO` ([`ConnState::link`]), and the viewer's pacer
@@ -40,12 +42,16 @@
 //! Connections are served here with hyper directly rather than `poem::Server`: poem boxes every
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
 //! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
-//! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`.
+//! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`
+//! (and so does the relay's writer after a takeover).
 //! poem still does everything above the connection: routes, extractors, responses.
 //!
 //! Memory per viewer is mostly what its connection holds for as long as it is open (profiled in
 //! docs/benchmarks.md, "Where the memory goes"): so the request's routing is boxed and freed
-//! once the response has started, and a plain HTTP connection's task is not sized for TLS.
+//! once the response has started, a plain HTTP connection's task is not sized for TLS, and over
+//! HTTP/1.x a viewer's stream is written by the relay itself once hyper has sent its head
+//! ([`super::takeover`]), which frees hyper's per-connection buffers. From then on the flushes
+//! counted are that writer's, one after each chunk.
 
 use http_body_util::combinators::BoxBody;
 use std::convert::Infallible;
@@ -68,6 +74,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+use super::takeover;
 
 /// Unsent bytes the kernel may hold per connection before it refuses more. Small enough that a
 /// slow viewer's backlog stays well under one frame period of its link; large enough that a fast
@@ -156,12 +164,14 @@ impl Drop for Open {
 pub struct ConnState {
     flushes: AtomicU64,
     /// Tasks inside `flushed_since`; hyper flushes on every poll, so skip the notify (and its
-    /// lock) when nobody waits, which is always for a viewer that keeps up.
+    /// lock) when nobody waits, which is most of the time for a viewer that keeps up.
     waiting: AtomicUsize,
     flushed: Notify,
     /// The TCP socket's descriptor while the connection holds it: cleared (under this lock)
     /// before the socket closes, so [`ConnState::link`] never asks about a reused number.
     socket: Mutex<Option<RawFd>>,
+    /// An endless body waiting to be written by the relay rather than hyper ([`super::takeover`]).
+    handover: takeover::Handover,
 }
 
 impl ConnState {
@@ -179,13 +189,14 @@ impl ConnState {
         mjpeg_tcpinfo::read((*socket)?).ok()
     }
 
-    /// How many times hyper has flushed this connection with an empty write buffer.
+    /// How many times this connection has been flushed with nothing left to write: by hyper, with
+    /// its write buffer empty, or by the relay's own writer after a chunk ([`super::takeover`]).
     pub fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::SeqCst)
     }
 
     /// Waits until a flush has happened after the count `seen` was read, i.e. until everything
-    /// handed to hyper before that read has been written into the kernel.
+    /// handed to the connection's writer before that read has been written into the kernel.
     pub async fn flushed_since(&self, seen: u64) {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -213,6 +224,37 @@ impl ConnState {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.flushed.notify_waiters();
         }
+    }
+}
+
+/// The response body for `chunks`, an endless stream (a viewer's). On a connection with a
+/// [`ConnState`] (HTTP/1.x) it is parked there, and written by the relay once hyper has sent the
+/// head ([`super::takeover`]); over HTTP/2 (no state) hyper serves it.
+pub fn endless_body<S>(conn: Option<&Arc<ConnState>>, chunks: S) -> poem::Body
+where
+    S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
+{
+    let Some(conn) = conn else {
+        return poem::Body::from_bytes_stream(chunks);
+    };
+    conn.handover.park(Box::pin(chunks));
+    poem::Body::from_bytes_stream(Parked(conn.clone()))
+}
+
+/// The body hyper polls while it holds the connection: the parked one, through the slot.
+struct Parked(Arc<ConnState>);
+
+impl futures_util::Stream for Parked {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.handover.poll_parked(cx, self.0.flushes())
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0.handover.clear();
     }
 }
 
@@ -488,16 +530,21 @@ impl Connection {
             // 11 KB; boxed, it is a pointer, and the routing's state is freed once the response
             // has started.
             Box::pin(async move {
+                let (version, method) = (req.version(), req.method().clone());
                 let mut req = poem::Request::from((
                     req,
                     LocalAddr(local.into()),
                     RemoteAddr(peer.into()),
                     scheme,
                 ));
-                if let Some(state) = state {
-                    req.extensions_mut().insert(state);
+                if let Some(state) = &state {
+                    req.extensions_mut().insert(state.clone());
                 }
                 let resp = hyper::Response::from(app.get_response(req).await);
+                if let Some(state) = &state {
+                    // A body parked to be handed over continues in the framing of this head.
+                    (state.handover).settle(version, &method, resp.status(), resp.headers());
+                }
                 // The request stays open until its body is done (a stream: until the viewer
                 // leaves).
                 let resp = match open {
@@ -592,10 +639,9 @@ impl Connection {
             inner: io,
             state: state.clone(),
         };
-        let service = self.service(app, scheme, Some(state), None);
-        // One connection carries one stream; the flush accounting above is hyper's HTTP/1
-        // behaviour.
-        let conn = hyper::server::conn::http1::Builder::new()
+        let service = self.service(app, scheme, Some(state.clone()), None);
+        // One connection carries one stream at a time: the flush accounting above relies on it.
+        let mut conn = hyper::server::conn::http1::Builder::new()
             // Frames go out from their shared buffers with writev, never copied (module docs).
             .writev(true)
             // A connection must deliver a complete request head within HEADER_TIMEOUT of opening
@@ -605,9 +651,53 @@ impl Connection {
             // Request heads over this are refused with 431; bodies still stream through in chunks.
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        // hyper's header_read_timeout closes idle connections.
-        self.drive(conn, |c| c.graceful_shutdown(), std::future::pending())
-            .await
+        // hyper serves requests until the connection ends, or until a response's endless body
+        // can be handed over (super::takeover). hyper's header_read_timeout closes idle
+        // connections.
+        let served = {
+            let until_handover = std::future::poll_fn(|cx| match Pin::new(&mut conn).poll(cx) {
+                Poll::Ready(res) => Poll::Ready(Err(res)),
+                // Only hyper's polls park a body or flush, so here is where to look.
+                Poll::Pending => match state.handover.ready_to_take(state.flushes()) {
+                    Some(body) => Poll::Ready(Ok(body)),
+                    None => Poll::Pending,
+                },
+            });
+            tokio::select! {
+                served = until_handover => Some(served),
+                _ = self.shutdown.cancelled() => None,
+            }
+        };
+        let (chunks, framing) = match served {
+            Some(Ok(body)) => body,
+            Some(Err(res)) => {
+                if let Err(err) = res {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            None => {
+                Pin::new(&mut conn).graceful_shutdown();
+                let _ = tokio::time::timeout(self.grace, conn).await;
+                return;
+            }
+        };
+        // Everything hyper was given is in the kernel: its buffers are freed, the socket stays.
+        let mut io = conn.into_parts().io.into_inner();
+        let shut_down = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(self.grace).await;
+        };
+        tokio::select! {
+            res = takeover::write(&mut io, chunks, framing) => {
+                if let Err(err) = res {
+                    tracing::debug!(%err, "stream connection ended with an error");
+                }
+            }
+            // The body ends at once on shutdown; a write stalled on a dead link does not hold the
+            // relay past its grace period.
+            _ = shut_down => {}
+        }
     }
 
     async fn serve_http2<S, E>(self, io: S, app: Arc<E>)

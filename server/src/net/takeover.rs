@@ -1,0 +1,381 @@
+//! Endless response bodies (a viewer's stream) written by the relay itself once hyper has sent
+//! their head, over HTTP/1.x.
+//!
+//! Why: hyper keeps, for as long as an HTTP/1 connection is open, a read buffer and a buffer for
+//! response heads of 8 KB each (hyper 1.12 has no setting for either), and it runs its
+//! dispatcher around every chunk of a body. A viewer's connection carries one response that
+//! never ends, so after its head those buffers serve nothing, yet they were 16 of the 21 KB of
+//! heap each viewer held (docs/benchmarks.md, "Where the memory goes").
+//!
+//! How: the viewer's body is parked in its connection's [`Handover`] (`conn::endless_body`) and
+//! hyper is given a body that polls it from there. When the response reaches hyper, the
+//! connection's service says which framing hyper will write it in ([`Handover::settle`]: chunked over
+//! HTTP/1.1, close-delimited over HTTP/1.0, hyper's rule for a body of unknown length in
+//! `proto/h1/role.rs`), or keeps the body with hyper when the head is not one it can continue.
+//! Once hyper has flushed everything it was given (the head, and any chunk it took), the
+//! connection's driver (`conn`, `serve_http1`) takes the body out, takes the socket back from
+//! hyper (`into_parts`, which frees hyper's buffers) and writes the rest itself ([`write`]).
+//! The connection ends with the body: for a viewer, when the relay shuts down, its source goes
+//! away, or the client closes.
+//!
+//! Everything a viewer does per frame (pacing, renditions, counting) stays in its body stream
+//! (`fanout::viewer`). The writer frames and writes what the stream yields, as hyper did: it
+//! asks for the next chunk while the last one is being written, and the viewer waits for the
+//! flush that follows the write (`conn::ConnState::flushed_since`) before it picks the frame, so a
+//! slow link still shows as a slow flush.
+//!
+//! HTTP/2 never hands over: hyper serves those bodies as any other.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::{Stream, StreamExt};
+use poem::http::{header, HeaderMap, Method, StatusCode, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A body that may be handed over: a stream of chunks, each written whole.
+pub type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// How the body's bytes are delimited on the wire: what hyper wrote in the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// HTTP/1.1: `Transfer-Encoding: chunked`.
+    Chunked,
+    /// HTTP/1.0: the body runs until the connection closes.
+    CloseDelimited,
+}
+
+/// A connection's slot for a body parked while hyper serves its head (one per HTTP/1
+/// connection, in its `conn::ConnState`). Every method takes the connection's flush count where
+/// it needs it: a flush means everything handed to hyper before it is in the kernel.
+#[derive(Default)]
+pub struct Handover(Mutex<Option<Parked>>);
+
+struct Parked {
+    chunks: Chunks,
+    /// What hyper writes the body in, once [`Handover::settle`] has seen the head; `None`:
+    /// hyper keeps it.
+    framing: Option<Framing>,
+    /// The connection's flush count when hyper last took something that is not yet written: the
+    /// head, or a chunk. Everything is in the kernel once the count has passed it. `None` until
+    /// hyper first polls the body, which it does only after it has encoded the head.
+    handed_at: Option<u64>,
+}
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parked = self.lock();
+        f.debug_struct("Handover")
+            .field("parked", &parked.is_some())
+            .field("framing", &parked.as_ref().and_then(|p| p.framing))
+            .finish()
+    }
+}
+
+impl Handover {
+    fn lock(&self) -> MutexGuard<'_, Option<Parked>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parks `chunks`, the response body about to be given to hyper (as a body that polls it
+    /// here, [`Handover::poll_parked`]).
+    pub fn park(&self, chunks: Chunks) {
+        let old = self.lock().replace(Parked {
+            chunks,
+            framing: None,
+            handed_at: None,
+        });
+        // One response at a time on an HTTP/1 connection, and hyper drops a body once it has
+        // ended (which empties the slot, [`Handover::clear`]).
+        debug_assert!(old.is_none(), "a body was still parked");
+    }
+
+    /// Called by the connection's service with the request as hyper read it and the response
+    /// head hyper is about to write: decides the framing a parked body continues in. A head hyper
+    /// would frame otherwise (a length, a HEAD request, a status without a body), or a protocol
+    /// version without a rule here, keeps the body with hyper.
+    pub fn settle(
+        &self,
+        version: Version,
+        method: &Method,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) {
+        let mut slot = self.lock();
+        let Some(parked) = slot.as_mut() else {
+            return;
+        };
+        let plain = method == Method::GET
+            && status == StatusCode::OK
+            && !headers.contains_key(header::CONTENT_LENGTH)
+            && !headers.contains_key(header::TRANSFER_ENCODING);
+        parked.framing = match version {
+            Version::HTTP_11 if plain => Some(Framing::Chunked),
+            Version::HTTP_10 if plain => Some(Framing::CloseDelimited),
+            _ => None,
+        };
+    }
+
+    /// What hyper's body does: polls the parked body, noting what hyper has taken. `flushes`:
+    /// the connection's flush count now.
+    pub fn poll_parked(
+        &self,
+        cx: &mut Context<'_>,
+        flushes: u64,
+    ) -> Poll<Option<io::Result<Bytes>>> {
+        let mut slot = self.lock();
+        let Some(parked) = slot.as_mut() else {
+            // Taken over, and hyper is being dropped; or ended before.
+            return Poll::Ready(None);
+        };
+        match parked.chunks.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                parked.handed_at = Some(flushes);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Pending => {
+                // The first poll comes after hyper has encoded the head.
+                parked.handed_at.get_or_insert(flushes);
+                Poll::Pending
+            }
+            Poll::Ready(end) => {
+                let ended = slot.take();
+                drop(slot);
+                drop(ended);
+                Poll::Ready(end)
+            }
+        }
+    }
+
+    /// Drops the parked body, if any: hyper dropped the body that polled it (the client left, or
+    /// the body ended), and the parked one goes with it as hyper's own would (it holds the
+    /// viewer's places, and the connection's state, which holds this slot).
+    pub fn clear(&self) {
+        let parked = self.lock().take();
+        drop(parked);
+    }
+
+    /// Takes the parked body out if hyper has flushed everything it was given (`flushes`: the
+    /// connection's count now), so the socket can be taken back from hyper without losing a
+    /// byte. Called by the driver each time hyper's connection future has run and is waiting:
+    /// only hyper's polls move the slot or the flush count.
+    pub fn ready_to_take(&self, flushes: u64) -> Option<(Chunks, Framing)> {
+        let mut slot = self.lock();
+        let parked = slot.as_ref()?;
+        let framing = parked.framing?;
+        if parked.handed_at.is_none_or(|at| flushes <= at) {
+            return None;
+        }
+        slot.take().map(|p| (p.chunks, framing))
+    }
+}
+
+/// Writes `chunks` on `io` in `framing` until they end (then the connection is closed), the
+/// client closes, or a write fails. Each chunk is written whole and flushed (out of TLS's buffer
+/// too); meanwhile the next one is asked for, at most one ahead, as hyper does.
+pub async fn write<S>(io: &mut S, mut chunks: Chunks, framing: Framing) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Read only to see the client close, as hyper does. Nothing the client sends is answered (a
+    // second request cannot follow an endless body); once it has sent something, reading stops
+    // (hyper stops with bytes in its buffer), so a client cannot make the relay read without end.
+    let mut reading = true;
+    let mut discard = [0u8; 64];
+    let mut ahead: Option<Option<io::Result<Bytes>>> = None;
+    loop {
+        let chunk = match ahead.take() {
+            Some(chunk) => chunk,
+            None => tokio::select! {
+                biased;
+                chunk = chunks.next() => chunk,
+                read = io.read(&mut discard), if reading => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    reading = false;
+                    continue;
+                }
+            },
+        };
+        match chunk {
+            // An empty chunk would end a chunked body; hyper skips them too.
+            Some(Ok(data)) if data.is_empty() => {}
+            Some(Ok(data)) => {
+                let write = write_chunk(io, framing, data);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        written = &mut write => {
+                            written?;
+                            break;
+                        }
+                        next = chunks.next(), if ahead.is_none() => ahead = Some(next),
+                    }
+                }
+            }
+            Some(Err(err)) => return Err(err),
+            None => {
+                if framing == Framing::Chunked {
+                    io.write_all(b"0\r\n\r\n").await?;
+                }
+                io.flush().await?;
+                return io.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Writes one chunk of a body in `framing` (one `writev` on plain TCP when the socket takes it
+/// all), then flushes: the flush is what the viewer waits for (`conn::ConnState::flushed_since`).
+async fn write_chunk<S>(io: &mut S, framing: Framing, data: Bytes) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    match framing {
+        Framing::Chunked => {
+            let head = ChunkHead::new(data.len());
+            let mut buf = Buf::chain(Buf::chain(head.bytes(), data), &b"\r\n"[..]);
+            io.write_all_buf(&mut buf).await?;
+        }
+        Framing::CloseDelimited => io.write_all_buf(&mut { data }).await?,
+    }
+    io.flush().await
+}
+
+/// A chunk's size line: hex digits and CRLF.
+struct ChunkHead {
+    buf: [u8; 18],
+    len: usize,
+}
+
+impl ChunkHead {
+    fn new(size: usize) -> Self {
+        let mut buf = [0u8; 18];
+        let digits = (usize::BITS - size.leading_zeros()).div_ceil(4).max(1) as usize;
+        for (i, digit) in buf[..digits].iter_mut().enumerate() {
+            let nibble = (size >> (4 * (digits - 1 - i))) & 0xf;
+            *digit = b"0123456789ABCDEF"[nibble];
+        }
+        buf[digits..digits + 2].copy_from_slice(b"\r\n");
+        ChunkHead {
+            buf,
+            len: digits + 2,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_heads_are_hex_sizes() {
+        for (size, want) in [
+            (0usize, "0\r\n"),
+            (1, "1\r\n"),
+            (15, "F\r\n"),
+            (16, "10\r\n"),
+            (49_152, "C000\r\n"),
+            (usize::MAX, "FFFFFFFFFFFFFFFF\r\n"),
+        ] {
+            assert_eq!(ChunkHead::new(size).bytes(), want.as_bytes(), "{size}");
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        let items: Vec<io::Result<Bytes>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    /// Writes `parts` through [`write`] into one end of a pipe and returns what the other end
+    /// read: the body as a client sees it.
+    async fn written(parts: &[&'static [u8]], framing: Framing) -> Vec<u8> {
+        let (mut ours, mut theirs) = tokio::io::duplex(1024);
+        let writer = tokio::spawn({
+            let chunks = chunks(parts);
+            async move { write(&mut ours, chunks, framing).await }
+        });
+        let mut got = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            theirs.read_to_end(&mut got),
+        )
+        .await
+        .expect("the writer closes when the body ends")
+        .unwrap();
+        writer.await.unwrap().unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_are_framed_and_terminated() {
+        let got = written(&[b"--frame\r\n", b"", &[7u8; 300]], Framing::Chunked).await;
+        let mut want = b"9\r\n--frame\r\n\r\n12C\r\n".to_vec();
+        want.extend_from_slice(&[7u8; 300]);
+        want.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn close_delimited_bodies_are_the_bytes_then_the_close() {
+        let got = written(&[b"ab", b"cd"], Framing::CloseDelimited).await;
+        assert_eq!(got, b"abcd");
+    }
+
+    #[tokio::test]
+    async fn the_next_chunk_is_asked_for_while_the_last_is_written() {
+        // A viewer waits for the flush after its last chunk while it is being asked for the next
+        // (that wait is how its pacer sees a slow link), so the writer must ask during the write.
+        let (mut ours, mut theirs) = tokio::io::duplex(16);
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = asked.clone();
+        let endless: Chunks = Box::pin(futures_util::stream::unfold((), move |()| {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Some((Ok(Bytes::from_static(&[1u8; 1000])), ()))
+                } else {
+                    std::future::pending().await
+                }
+            }
+        }));
+        let writer = tokio::spawn(async move { write(&mut ours, endless, Framing::Chunked).await });
+        // Nothing is read, so the first chunk cannot be written whole.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while asked.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the second chunk is asked for while the first waits for the reader");
+        let mut first = [0u8; 16];
+        theirs.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first[..5], b"3E8\r\n");
+        assert!(!writer.is_finished());
+        writer.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_ends_the_writer() {
+        let (mut ours, theirs) = tokio::io::duplex(1024);
+        drop(theirs);
+        let endless: Chunks = Box::pin(futures_util::stream::pending());
+        let res = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            write(&mut ours, endless, Framing::Chunked),
+        )
+        .await
+        .expect("the writer sees the close while it waits for a chunk");
+        assert!(res.is_ok(), "{res:?}");
+    }
+}
