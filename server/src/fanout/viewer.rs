@@ -130,13 +130,17 @@ impl Viewer {
         }
         // 1. This viewer's rate cap.
         if let Some(at) = self.next_allowed {
+            // Biased, shutdown last, in every wait here: polling the shutdown future takes the
+            // lock of the token every viewer shares, so it is polled only while the wait is on.
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(at) => {}
                 _ = shutdown.as_mut() => return None,
             }
         }
         // 2. A frame newer than the last one sent.
         let mut frame = tokio::select! {
+            biased;
             f = self.newest() => f?,
             _ = shutdown.as_mut() => return None,
         };
@@ -151,6 +155,7 @@ impl Viewer {
                 waited = true;
                 let since = Instant::now();
                 tokio::select! {
+                    biased;
                     _ = conn.flushed_since(seen) => {}
                     _ = shutdown.as_mut() => return None,
                 }
@@ -171,6 +176,7 @@ impl Viewer {
                 };
                 waited = true;
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(hold) => {}
                     _ = shutdown.as_mut() => return None,
                 }

@@ -543,7 +543,9 @@ impl Connection {
                 let resp = hyper::Response::from(app.get_response(req).await);
                 if let Some(state) = &state {
                     // A body parked to be handed over continues in the framing of this head.
-                    (state.handover).settle(version, &method, resp.status(), resp.headers());
+                    state
+                        .handover
+                        .settle(version, &method, resp.status(), resp.headers());
                 }
                 // The request stays open until its body is done (a stream: until the viewer
                 // leaves).
@@ -683,13 +685,15 @@ impl Connection {
             }
         };
         // Everything hyper was given is in the kernel: its buffers are freed, the socket stays.
-        let mut io = conn.into_parts().io.into_inner();
+        let parts = conn.into_parts();
+        let unread = !parts.read_buf.is_empty();
+        let mut io = parts.io.into_inner();
         let shut_down = async {
             self.shutdown.cancelled().await;
             tokio::time::sleep(self.grace).await;
         };
         tokio::select! {
-            res = takeover::write(&mut io, chunks, framing) => {
+            res = takeover::write(&mut io, chunks, framing, unread) => {
                 if let Err(err) = res {
                     tracing::debug!(%err, "stream connection ended with an error");
                 }

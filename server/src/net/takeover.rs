@@ -175,15 +175,25 @@ impl Handover {
 
 /// Writes `chunks` on `io` in `framing` until they end (then the connection is closed), the
 /// client closes, or a write fails. Each chunk is written whole and flushed (out of TLS's buffer
-/// too); meanwhile the next one is asked for, at most one ahead, as hyper does.
-pub async fn write<S>(io: &mut S, mut chunks: Chunks, framing: Framing) -> io::Result<()>
+/// too); meanwhile the next one is asked for, at most one ahead. (hyper asks for up to 16 ahead,
+/// but a viewer yields nothing until the flush after its last chunk, so it sees the same.)
+///
+/// `unread`: whether hyper had read bytes past the request that nobody will answer.
+pub async fn write<S>(
+    io: &mut S,
+    mut chunks: Chunks,
+    framing: Framing,
+    unread: bool,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Read only to see the client close, as hyper does. Nothing the client sends is answered (a
-    // second request cannot follow an endless body); once it has sent something, reading stops
-    // (hyper stops with bytes in its buffer), so a client cannot make the relay read without end.
-    let mut reading = true;
+    // Read only to see the client close, and only while waiting for a chunk: a client that
+    // stops reading in the middle of a write is found by the write failing (TCP_USER_TIMEOUT,
+    // `conn`, at most 20 s). Nothing the client sends is answered (a second request cannot
+    // follow an endless body); once it has sent something, reading stops, as hyper stops with
+    // bytes in its buffer, so a client cannot make the relay read without end.
+    let mut reading = !unread;
     let mut discard = [0u8; 64];
     let mut ahead: Option<Option<io::Result<Bytes>>> = None;
     loop {
@@ -303,7 +313,7 @@ mod tests {
         let (mut ours, mut theirs) = tokio::io::duplex(1024);
         let writer = tokio::spawn({
             let chunks = chunks(parts);
-            async move { write(&mut ours, chunks, framing).await }
+            async move { write(&mut ours, chunks, framing, false).await }
         });
         let mut got = Vec::new();
         tokio::time::timeout(
@@ -349,7 +359,8 @@ mod tests {
                 }
             }
         }));
-        let writer = tokio::spawn(async move { write(&mut ours, endless, Framing::Chunked).await });
+        let writer =
+            tokio::spawn(async move { write(&mut ours, endless, Framing::Chunked, false).await });
         // Nothing is read, so the first chunk cannot be written whole.
         tokio::time::timeout(std::time::Duration::from_secs(5), async {
             while asked.load(std::sync::atomic::Ordering::SeqCst) < 2 {
@@ -372,7 +383,7 @@ mod tests {
         let endless: Chunks = Box::pin(futures_util::stream::pending());
         let res = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            write(&mut ours, endless, Framing::Chunked),
+            write(&mut ours, endless, Framing::Chunked, false),
         )
         .await
         .expect("the writer sees the close while it waits for a chunk");
