@@ -688,19 +688,14 @@ impl Connection {
         let parts = conn.into_parts();
         let unread = !parts.read_buf.is_empty();
         let mut io = parts.io.into_inner();
-        let shut_down = async {
+        // The body ends at once on shutdown; a write stalled on a dead link does not hold the
+        // relay past its grace period.
+        let give_up = async {
             self.shutdown.cancelled().await;
             tokio::time::sleep(self.grace).await;
         };
-        tokio::select! {
-            res = takeover::write(&mut io, chunks, framing, unread) => {
-                if let Err(err) = res {
-                    tracing::debug!(%err, "stream connection ended with an error");
-                }
-            }
-            // The body ends at once on shutdown; a write stalled on a dead link does not hold the
-            // relay past its grace period.
-            _ = shut_down => {}
+        if let Err(err) = takeover::write(&mut io, chunks, framing, unread, give_up).await {
+            tracing::debug!(%err, "stream connection ended with an error");
         }
     }
 

@@ -26,6 +26,7 @@
 //!
 //! HTTP/2 never hands over: hyper serves those bodies as any other.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
@@ -178,16 +179,22 @@ impl Handover {
 /// too); meanwhile the next one is asked for, at most one ahead. (hyper asks for up to 16 ahead,
 /// but a viewer yields nothing until the flush after its last chunk, so it sees the same.)
 ///
-/// `unread`: whether hyper had read bytes past the request that nobody will answer.
+/// `unread`: whether hyper had read bytes past the request that nobody will answer. `give_up`:
+/// once it completes, a write that is still stuck (a link that stopped reading) is abandoned and
+/// the connection ended. It is polled only while a write is stuck: on every other path the body
+/// ends by itself on shutdown, and a future polled once a frame for every viewer costs a cache
+/// miss each time.
 pub async fn write<S>(
     io: &mut S,
     mut chunks: Chunks,
     framing: Framing,
     unread: bool,
+    give_up: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    tokio::pin!(give_up);
     // Read only to see the client close, and only while waiting for a chunk: a client that
     // stops reading in the middle of a write is found by the write failing (TCP_USER_TIMEOUT,
     // `conn`, at most 20 s). Nothing the client sends is answered (a second request cannot
@@ -225,6 +232,12 @@ where
                             break;
                         }
                         next = chunks.next(), if ahead.is_none() => ahead = Some(next),
+                        _ = &mut give_up => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "write still stuck when the relay gave up on it",
+                            ))
+                        }
                     }
                 }
             }
@@ -287,6 +300,15 @@ impl ChunkHead {
 mod tests {
     use super::*;
 
+    /// `write` with no shutdown to give up on.
+    async fn write_never_giving_up(
+        io: &mut tokio::io::DuplexStream,
+        chunks: Chunks,
+        framing: Framing,
+    ) -> io::Result<()> {
+        write(io, chunks, framing, false, std::future::pending()).await
+    }
+
     #[test]
     fn chunk_heads_are_hex_sizes() {
         for (size, want) in [
@@ -313,7 +335,7 @@ mod tests {
         let (mut ours, mut theirs) = tokio::io::duplex(1024);
         let writer = tokio::spawn({
             let chunks = chunks(parts);
-            async move { write(&mut ours, chunks, framing, false).await }
+            async move { write_never_giving_up(&mut ours, chunks, framing).await }
         });
         let mut got = Vec::new();
         tokio::time::timeout(
@@ -359,8 +381,9 @@ mod tests {
                 }
             }
         }));
-        let writer =
-            tokio::spawn(async move { write(&mut ours, endless, Framing::Chunked, false).await });
+        let writer = tokio::spawn(async move {
+            write_never_giving_up(&mut ours, endless, Framing::Chunked).await
+        });
         // Nothing is read, so the first chunk cannot be written whole.
         tokio::time::timeout(std::time::Duration::from_secs(5), async {
             while asked.load(std::sync::atomic::Ordering::SeqCst) < 2 {
@@ -383,10 +406,35 @@ mod tests {
         let endless: Chunks = Box::pin(futures_util::stream::pending());
         let res = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            write(&mut ours, endless, Framing::Chunked, false),
+            write_never_giving_up(&mut ours, endless, Framing::Chunked),
         )
         .await
         .expect("the writer sees the close while it waits for a chunk");
         assert!(res.is_ok(), "{res:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stuck_write_is_abandoned_when_the_relay_gives_up() {
+        // Nobody reads, so the first chunk never goes whole; the body itself never ends.
+        let (mut ours, _theirs) = tokio::io::duplex(16);
+        let endless: Chunks = Box::pin(
+            futures_util::stream::iter([Ok(Bytes::from_static(&[1u8; 1000]))])
+                .chain(futures_util::stream::pending()),
+        );
+        let (give_up, told) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(async move {
+            let told = async {
+                let _ = told.await;
+            };
+            write(&mut ours, endless, Framing::Chunked, false, told).await
+        });
+        tokio::task::yield_now().await;
+        assert!(!writer.is_finished(), "the write is stuck, not failed");
+        give_up.send(()).unwrap();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("the writer ends once told to give up")
+            .unwrap();
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }
