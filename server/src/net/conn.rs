@@ -689,7 +689,8 @@ impl Connection {
         let unread = !parts.read_buf.is_empty();
         let mut io = parts.io.into_inner();
         // The body ends at once on shutdown; a write stalled on a dead link does not hold the
-        // relay past its grace period.
+        // relay past its grace period. (The grace runs from the first poll after shutdown, when
+        // a write is found under way: at most a frame later, as the bodies end at once.)
         let give_up = async {
             self.shutdown.cancelled().await;
             tokio::time::sleep(self.grace).await;

@@ -180,10 +180,11 @@ impl Handover {
 /// but a viewer yields nothing until the flush after its last chunk, so it sees the same.)
 ///
 /// `unread`: whether hyper had read bytes past the request that nobody will answer. `give_up`:
-/// once it completes, a write that is still stuck (a link that stopped reading) is abandoned and
-/// the connection ended. It is polled only while a write is stuck: on every other path the body
-/// ends by itself on shutdown, and a future polled once a frame for every viewer costs a cache
-/// miss each time.
+/// once it completes, a write still under way (a link that is slow or stopped reading) is
+/// abandoned and the connection ended. It is polled only while a write did not finish at its
+/// first try, and during the last write (the end of the body, once a connection): the body
+/// itself ends at once on shutdown, and a future polled once a frame for every viewer costs a
+/// cache miss each time.
 pub async fn write<S>(
     io: &mut S,
     mut chunks: Chunks,
@@ -232,25 +233,35 @@ where
                             break;
                         }
                         next = chunks.next(), if ahead.is_none() => ahead = Some(next),
-                        _ = &mut give_up => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                "write still stuck when the relay gave up on it",
-                            ))
-                        }
+                        _ = &mut give_up => return Err(gave_up()),
                     }
                 }
             }
             Some(Err(err)) => return Err(err),
             None => {
-                if framing == Framing::Chunked {
-                    io.write_all(b"0\r\n\r\n").await?;
-                }
-                io.flush().await?;
-                return io.shutdown().await;
+                let finish = async {
+                    if framing == Framing::Chunked {
+                        io.write_all(b"0\r\n\r\n").await?;
+                    }
+                    io.flush().await?;
+                    io.shutdown().await
+                };
+                // On shutdown every body ends here, a dead link's too.
+                return tokio::select! {
+                    biased;
+                    done = finish => done,
+                    _ = &mut give_up => Err(gave_up()),
+                };
             }
         }
     }
+}
+
+fn gave_up() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "write still under way when the relay gave up on it",
+    )
 }
 
 /// Writes one chunk of a body in `framing` (one `writev` on plain TCP when the socket takes it
@@ -298,6 +309,12 @@ impl ChunkHead {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, oneshot};
+
     use super::*;
 
     /// `write` with no shutdown to give up on.
@@ -413,28 +430,88 @@ mod tests {
         assert!(res.is_ok(), "{res:?}");
     }
 
-    #[tokio::test]
-    async fn a_stuck_write_is_abandoned_when_the_relay_gives_up() {
-        // Nobody reads, so the first chunk never goes whole; the body itself never ends.
-        let (mut ours, _theirs) = tokio::io::duplex(16);
-        let endless: Chunks = Box::pin(
-            futures_util::stream::iter([Ok(Bytes::from_static(&[1u8; 1000]))])
-                .chain(futures_util::stream::pending()),
-        );
-        let (give_up, told) = tokio::sync::oneshot::channel::<()>();
-        let writer = tokio::spawn(async move {
-            let told = async {
-                let _ = told.await;
+    /// A writer of the chunks sent through the sender [`Watched::start`] returns (the body ends
+    /// when it is dropped) into a pipe of `pipe` bytes, with a give-up future that counts its
+    /// polls and completes once `fire` is sent.
+    struct Watched {
+        theirs: tokio::io::DuplexStream,
+        polls: Arc<AtomicUsize>,
+        fire: oneshot::Sender<()>,
+        writer: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    impl Watched {
+        fn start(pipe: usize) -> (mpsc::UnboundedSender<Bytes>, Watched) {
+            let (mut ours, theirs) = tokio::io::duplex(pipe);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok(b), rx))
+            }));
+            let polls = Arc::new(AtomicUsize::new(0));
+            let (fire, mut fired) = oneshot::channel::<()>();
+            let counted = polls.clone();
+            let give_up = std::future::poll_fn(move |cx| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Pin::new(&mut fired).poll(cx).map(|_| ())
+            });
+            let writer = tokio::spawn(async move {
+                write(&mut ours, body, Framing::Chunked, false, give_up).await
+            });
+            let watched = Watched {
+                theirs,
+                polls,
+                fire,
+                writer,
             };
-            write(&mut ours, endless, Framing::Chunked, false, told).await
-        });
-        tokio::task::yield_now().await;
-        assert!(!writer.is_finished(), "the write is stuck, not failed");
-        give_up.send(()).unwrap();
-        let res = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            (tx, watched)
+        }
+
+        /// Waits until the writer watches give_up (a write under way), fires it, and checks
+        /// that the writer ends with TimedOut.
+        async fn gives_up(self) {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while self.polls.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
             .await
-            .expect("the writer ends once told to give up")
+            .expect("give_up is polled while a write is under way");
+            assert!(!self.writer.is_finished());
+            self.fire.send(()).unwrap();
+            let res = tokio::time::timeout(Duration::from_secs(5), self.writer)
+                .await
+                .expect("the writer ends once told to give up")
+                .unwrap();
+            assert_eq!(res.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        }
+    }
+
+    #[tokio::test]
+    async fn give_up_is_polled_only_while_a_write_is_under_way_and_then_ends_it() {
+        let (tx, mut w) = Watched::start(64);
+        // A chunk the pipe takes at once, then a wait for the next: no poll of give_up.
+        tx.send(Bytes::from_static(b"small")).unwrap();
+        let mut framed = [0u8; 10];
+        tokio::time::timeout(Duration::from_secs(5), w.theirs.read_exact(&mut framed))
+            .await
+            .expect("the small chunk arrives")
             .unwrap();
-        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(&framed, b"5\r\nsmall\r\n");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(w.polls.load(Ordering::SeqCst), 0, "polled on the fast path");
+        // A chunk nobody reads: the write is under way, and give_up is watched.
+        tx.send(Bytes::from_static(&[1u8; 1000])).unwrap();
+        w.gives_up().await;
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_body_is_abandoned_too() {
+        // 14 bytes framed fit in the 16-byte pipe; the 5-byte end does not.
+        let (tx, w) = Watched::start(16);
+        tx.send(Bytes::from_static(b"123456789")).unwrap();
+        drop(tx);
+        w.gives_up().await;
     }
 }
