@@ -172,6 +172,7 @@ async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall
             meta,
             // Frame 3 is a rendition (what the dashboard shows as data-rendition).
             rendition: (seq == 3).then_some(RENDITION),
+            stream: None,
         };
         Layout::FramesMeta.write_part_with(&mut body, &jpeg(None).await, &info);
     }

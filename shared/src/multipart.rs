@@ -52,6 +52,10 @@ impl Part {
         self.header(crate::wire::HEADER_SEQUENCE)
             .and_then(|v| v.trim().parse().ok())
     }
+    /// `X-Stream`: on a wall, the stream this part belongs to.
+    pub fn stream(&self) -> Option<&str> {
+        self.header(crate::wire::HEADER_STREAM).map(str::trim)
+    }
 
     /// The part's `Content-Type`, without parameters, in lower case.
     pub fn content_type(&self) -> Option<String> {
@@ -580,7 +584,7 @@ mod tests {
                     let micros = 1_700_000_000_000_000 + i as u64 * 33_333;
                     match layout {
                         Layout::Advance => prop_assert_eq!(part.timestamp_micros(), None),
-                        Layout::Strict | Layout::Frames | Layout::FramesMeta => {
+                        Layout::Strict | Layout::Frames | Layout::FramesMeta | Layout::Wall => {
                             prop_assert_eq!(part.timestamp_micros(), Some(micros));
                             prop_assert_eq!(part.sequence(), Some(i as u64 + 1));
                         }

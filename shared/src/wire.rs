@@ -40,7 +40,11 @@ pub const HEADER_TIMESTAMP: &str = "X-Timestamp";
 /// Part header: the frame's sequence number in its stream, counting from 1; gaps are frames this
 /// viewer skipped.
 pub const HEADER_SEQUENCE: &str = "X-Sequence";
-/// Response header on snapshots and streams: the stream's name.
+/// The name under `/streams/` of the wall (`/streams/wall.frames?names=a,b`, several streams in
+/// one response, [`Layout::Wall`]); no stream may be called that.
+pub const WALL: &str = "wall";
+/// Response header on snapshots and streams: the stream's name. On a wall
+/// ([`Layout::Wall`]) a part header too, naming the stream each part belongs to.
 pub const HEADER_STREAM: &str = "X-Stream";
 /// Part header prefix of a pipeline stage's time: `X-Stage-Inferred: 1763700000.123456` (Unix
 /// seconds, as [`HEADER_TIMESTAMP`]), in the order the stages happened.
@@ -116,6 +120,8 @@ pub struct PartInfo<'a> {
     pub meta: Option<&'a [u8]>,
     /// The rendition this JPEG is, if not the source's own frame.
     pub rendition: Option<Rendition>,
+    /// The stream the frame belongs to, for [`Layout::Wall`].
+    pub stream: Option<&'a str>,
 }
 
 /// How a stream's parts are laid out on the wire.
@@ -129,15 +135,19 @@ pub enum Layout {
     Frames,
     /// `Frames`, with each frame's metadata as a JSON part right before it (`?meta=1`).
     FramesMeta,
+    /// `Frames` of several streams in one response (`/streams/wall.frames`), each part naming
+    /// its stream in [`HEADER_STREAM`].
+    Wall,
 }
 
 impl Layout {
     /// Every layout, in a fixed order (index = [`Layout::index`]).
-    pub const ALL: [Layout; 4] = [
+    pub const ALL: [Layout; 5] = [
         Layout::Advance,
         Layout::Strict,
         Layout::Frames,
         Layout::FramesMeta,
+        Layout::Wall,
     ];
 
     /// A small dense index, for per-layout caches.
@@ -147,6 +157,7 @@ impl Layout {
             Layout::Strict => 1,
             Layout::Frames => 2,
             Layout::FramesMeta => 3,
+            Layout::Wall => 4,
         }
     }
 
@@ -154,7 +165,7 @@ impl Layout {
     pub fn content_type(self) -> &'static str {
         match self {
             Layout::Advance | Layout::Strict => CLASSIC_CONTENT_TYPE,
-            Layout::Frames | Layout::FramesMeta => FRAMES_CONTENT_TYPE,
+            Layout::Frames | Layout::FramesMeta | Layout::Wall => FRAMES_CONTENT_TYPE,
         }
     }
 
@@ -164,7 +175,7 @@ impl Layout {
             // The first part's headers, so that the first frame is followed by the second part's.
             Layout::Advance => b"--mjpegrelayframe\r\nContent-Type: image/jpeg\r\n\r\n",
             Layout::Strict => b"--mjpegrelayframe\r\n",
-            Layout::Frames | Layout::FramesMeta => b"",
+            Layout::Frames | Layout::FramesMeta | Layout::Wall => b"",
         }
     }
 
@@ -208,7 +219,7 @@ impl Layout {
                 out.extend_from_slice(jpeg);
                 out.extend_from_slice(b"\r\n--mjpegrelayframe\r\n");
             }
-            Layout::Frames | Layout::FramesMeta => {
+            Layout::Frames | Layout::FramesMeta | Layout::Wall => {
                 let mut head = String::with_capacity(160);
                 if let (Layout::FramesMeta, Some(meta)) = (self, info.meta) {
                     let _ = write!(
@@ -241,6 +252,9 @@ impl Layout {
                 }
                 if let Some(r) = info.rendition {
                     let _ = write!(head, "{HEADER_RENDITION}: {r}\r\n");
+                }
+                if let (Layout::Wall, Some(name)) = (self, info.stream) {
+                    let _ = write!(head, "{HEADER_STREAM}: {name}\r\n");
                 }
                 head.push_str("\r\n");
                 out.extend_from_slice(head.as_bytes());
@@ -373,6 +387,7 @@ mod tests {
             stages: &stages,
             meta: Some(br#"{"boxes":[]}"#),
             rendition: None,
+            stream: None,
         };
         let mut plain = Vec::new();
         Layout::Frames.write_part_with(&mut plain, b"JPEG", &info);
@@ -440,6 +455,50 @@ mod tests {
         let mut out = Vec::new();
         Layout::Advance.write_part_with(&mut out, b"JPEG", &info);
         assert!(!String::from_utf8_lossy(&out).contains(HEADER_RENDITION));
+    }
+
+    #[test]
+    fn wall_parts_name_their_stream_and_interleave() {
+        // A wall is parts of several streams in whatever order their frames came.
+        let mut body = Layout::Wall.preamble().to_vec();
+        for (stream, seq) in [("front", 7), ("back", 1), ("front", 8)] {
+            let info = PartInfo {
+                seq,
+                timestamp_micros: 1_000_000,
+                stream: Some(stream),
+                ..PartInfo::default()
+            };
+            Layout::Wall.write_part_with(&mut body, b"\xff\xd8JPEG\xff\xd9", &info);
+        }
+        let mut parser =
+            crate::multipart::MultipartParser::from_content_type(Layout::Wall.content_type())
+                .unwrap();
+        parser.push(&body);
+        let mut got = Vec::new();
+        while let Some(part) = parser.next_part().unwrap() {
+            assert_eq!(&part.body[..], b"\xff\xd8JPEG\xff\xd9");
+            got.push((part.stream().unwrap().to_string(), part.sequence().unwrap()));
+        }
+        let want = [("front", 7), ("back", 1), ("front", 8)].map(|(s, n)| (s.to_string(), n));
+        assert_eq!(got, want);
+        // The other layouts never name the stream on a part (the response header does).
+        let info = PartInfo {
+            stream: Some("front"),
+            ..PartInfo::default()
+        };
+        for layout in [
+            Layout::Advance,
+            Layout::Strict,
+            Layout::Frames,
+            Layout::FramesMeta,
+        ] {
+            let mut out = Vec::new();
+            layout.write_part_with(&mut out, b"JPEG", &info);
+            assert!(
+                !String::from_utf8_lossy(&out).contains(HEADER_STREAM),
+                "{layout:?}"
+            );
+        }
     }
 
     #[test]

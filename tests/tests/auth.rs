@@ -169,6 +169,33 @@ const OWN_RULES: &[(&str, Cred, u16)] = &[
     ("/api/streams/lobby", Cred::Bearer(LOBBY), 200),
     ("/api/streams/lobby", Cred::Bearer(TOKEN), 200),
     ("/api/streams/lobby", Cred::None, 401),
+    // A wall opens only to someone who may watch every stream on it.
+    ("/streams/wall.frames?names=lobby", Cred::Bearer(LOBBY), 200),
+    (
+        "/streams/wall.frames?names=lobby,main",
+        Cred::Bearer(LOBBY),
+        403,
+    ),
+    (
+        "/streams/wall.frames?names=lobby,main",
+        Cred::Bearer(TOKEN),
+        200,
+    ),
+    ("/streams/wall.frames?names=lobby,main", Cred::None, 401),
+    // Names that do not parse: 400 whoever asks (it tells nothing about the streams, and a
+    // page's mistake is not counted as a guess).
+    (
+        "/streams/wall.frames?names=lobby,,main",
+        Cred::Bearer(LOBBY),
+        400,
+    ),
+    ("/streams/wall.frames?names=lobby,,main", Cred::None, 400),
+    // Percent-encoded, the same wall.
+    (
+        "/streams/w%61ll.frames?names=lobby,main",
+        Cred::Bearer(LOBBY),
+        403,
+    ),
 ];
 
 /// Ingest: (row, path, credential, status). The relay's token is the push stream's token (it

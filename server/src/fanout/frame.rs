@@ -25,6 +25,8 @@ const MAX_VARIANTS: usize = 64;
 /// One frame as published by a stream.
 #[derive(Debug)]
 pub struct Frame {
+    /// The stream's name (a wall's parts carry it).
+    pub stream: Arc<str>,
     /// Position in the stream, counting from 1.
     pub seq: u64,
     /// When the picture was taken, Unix microseconds.
@@ -51,6 +53,7 @@ struct Variant {
 
 impl Frame {
     pub fn with_pipeline(
+        stream: Arc<str>,
         seq: u64,
         captured_micros: u64,
         jpeg: Bytes,
@@ -58,6 +61,7 @@ impl Frame {
         pipeline: Pipeline,
     ) -> Self {
         Frame {
+            stream,
             seq,
             captured_micros,
             jpeg,
@@ -190,6 +194,7 @@ impl Frame {
             stages: &self.pipeline.stages,
             meta: self.pipeline.meta.as_deref(),
             rendition,
+            stream: Some(&self.stream),
         };
         layout.write_part_with(&mut out, jpeg, &info);
         Bytes::from(out)

@@ -411,6 +411,7 @@ async fn drive(
 ) {
     let mut seq: u64 = 0;
     let mut backoff = BACKOFF;
+    let name: Arc<str> = stream.name.as_str().into();
     loop {
         // The one place the stream goes idle, so pausing can never be skipped: everything
         // published so far turns stale (a viewer arriving later waits for a new frame rather than
@@ -452,6 +453,7 @@ async fn drive(
                         Some((seq, f.captured_micros, meta.clone()));
                 }
                 let frame = Frame::with_pipeline(
+                    name.clone(),
                     seq,
                     f.captured_micros,
                     f.jpeg,

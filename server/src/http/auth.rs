@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | `/healthz`, `/`, the dashboard's files | nothing (the dashboard asks for the token itself) |
 //! | `/streams/NAME.*`, `/api/streams/NAME`, `.../NAME/meta` | the stream's own token, or the relay's credentials |
+//! | `/streams/wall.frames?names=A,B` | what opens each stream named (names that do not parse: 400) |
 //! | every other `/api/...` | the relay's credentials |
 //! | `/metrics` | `--metrics-token`, or the relay's credentials |
 //! | `/streams/NAME/ingest` | the push stream's ingest token ([`AccessConfig::ingest_token`]) |
@@ -216,6 +217,9 @@ enum Scope {
     /// `POST /api/sign`: the relay's own credentials, and only those (a relay without them signs
     /// nothing over HTTP, or anyone could sign a URL for a stream with its own token).
     Sign,
+    /// `/streams/wall.frames?names=...`: what opens each stream named (no signed URL: one
+    /// signs a single stream).
+    Wall,
 }
 
 /// A request, as far as the access check looks at it.
@@ -320,17 +324,28 @@ impl Access {
 
     async fn decide(&self, asked: &Asked<'_>) -> Result<(), ApiError> {
         let route = scope(asked.path, &self.ingest);
-        let gates: Vec<&Gate> = match &route {
-            Scope::Open => return Ok(()),
-            Scope::Relay => self.relay.iter().collect(),
-            Scope::Stream { name, .. } => self
-                .streams
+        let stream_gates = |name: &str| -> Vec<&Gate> {
+            self.streams
                 .get(name)
                 .into_iter()
                 .chain(&self.relay)
-                .collect(),
-            Scope::Metrics => self.metrics.iter().chain(&self.relay).collect(),
-            Scope::Ingest(name) => self.ingest.get(name).into_iter().collect(),
+                .collect()
+        };
+        // What must open: one gate of each set (a wall: a set per stream on it).
+        let sets: Vec<Vec<&Gate>> = match &route {
+            Scope::Open => return Ok(()),
+            Scope::Relay => vec![self.relay.iter().collect()],
+            Scope::Stream { name, .. } => vec![stream_gates(name)],
+            Scope::Wall => {
+                // Read as the wall's handler reads it. Names that do not parse get the 400 that
+                // the handler would give: it tells nothing about the streams, and a page's
+                // mistake is not counted as a guess.
+                let params = super::streams::parse_query(asked.query.unwrap_or_default());
+                let names = super::streams::wall_names(&params).map_err(ApiError::BadQuery)?;
+                names.iter().map(|name| stream_gates(name)).collect()
+            }
+            Scope::Metrics => vec![self.metrics.iter().chain(&self.relay).collect()],
+            Scope::Ingest(name) => vec![self.ingest.get(name).into_iter().collect()],
             Scope::Sign if self.relay.is_none() => {
                 return Err(ApiError::SigningUnavailable(
                     "this relay signs URLs over HTTP only for holders of its own credentials \
@@ -338,8 +353,16 @@ impl Access {
                         .into(),
                 ))
             }
-            Scope::Sign => self.relay.iter().collect(),
+            Scope::Sign => vec![self.relay.iter().collect()],
         };
+        let sets: Vec<Vec<&Gate>> = sets.into_iter().filter(|set| !set.is_empty()).collect();
+        // Each gate once, however many streams it guards (a wall's streams share the relay's).
+        let mut gates: Vec<&Gate> = Vec::new();
+        for gate in sets.iter().flatten() {
+            if !gates.iter().any(|g| std::ptr::eq(*g, *gate)) {
+                gates.push(gate);
+            }
+        }
         if gates.is_empty() {
             return Ok(());
         }
@@ -373,12 +396,18 @@ impl Access {
         blocked()?;
         // Every credential against every gate, so the time taken does not depend on which one
         // matched.
-        let mut ok = false;
+        let mut opened = vec![false; gates.len()];
         for p in &presented {
-            for gate in &gates {
-                ok |= self.opens(gate, p).await?;
+            for (gate, open) in gates.iter().zip(&mut opened) {
+                *open |= self.opens(gate, p).await?;
             }
         }
+        let ok = sets.iter().all(|set| {
+            set.iter().any(|g| {
+                let i = gates.iter().position(|x| std::ptr::eq(*x, *g));
+                i.is_some_and(|i| opened[i])
+            })
+        });
         if ok {
             Ok(())
         } else {
@@ -531,6 +560,7 @@ fn scope(path: &str, push_streams: &HashMap<String, Gate>) -> Scope {
     match segments.as_slice() {
         ["healthz"] => Scope::Open,
         ["metrics"] => Scope::Metrics,
+        ["streams", file] if *file == format!("{}.frames", mjpeg_shared::wire::WALL) => Scope::Wall,
         ["streams", file] => Scope::Stream {
             name: file
                 .rsplit_once('.')
@@ -679,6 +709,9 @@ mod tests {
         );
         assert_eq!(scope("/streams/main.mjpg"), stream("main"));
         assert_eq!(scope("/streams/main.frames"), stream("main"));
+        assert_eq!(scope("/streams/wall.frames"), Scope::Wall);
+        assert_eq!(scope("/streams/w%61ll.frames"), Scope::Wall);
+        assert_eq!(scope("/streams/wall.mjpg"), stream("wall"));
         assert_eq!(scope("/streams/ma%69n.jpg"), stream("main"));
         assert_eq!(scope("/streams/cam/ingest"), Scope::Ingest("cam".into()));
         // Not a push stream: its ingest answer would name the streams.

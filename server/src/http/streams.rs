@@ -1,5 +1,6 @@
 //! The stream routes: `/streams/NAME.mjpg` and `.frames` (a viewer: query parsing, admission
-//! under the viewer caps, the response headers streams need) and `/streams/NAME.jpg` (the newest
+//! under the viewer caps, the response headers streams need), `/streams/wall.frames?names=...`
+//! (a viewer of each named stream, all in one response) and `/streams/NAME.jpg` (the newest
 //! frame, or one fresh frame from an idle stream).
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use super::error::ApiError;
 use super::Site;
 use crate::fanout::frame::Frame;
 use crate::fanout::pace::Adapt;
-use crate::fanout::stream::Stream;
+use crate::fanout::stream::{RenditionGuard, Stream};
 use crate::fanout::viewer::{self, Admission, ViewerOptions};
 use crate::net::conn::{self, ConnState};
 use crate::source::options::parse_fps;
@@ -22,13 +23,21 @@ use crate::source::rendition::Rendition;
 
 /// A viewer may ask for any rate up to this; above the source's rate it changes nothing.
 pub const MAX_VIEWER_FPS: f64 = 1000.0;
+/// Streams one wall may carry: each is a viewer of its stream, with its caps. (The dashboard
+/// plays at most 32 streams.)
+pub const MAX_WALL_STREAMS: usize = 32;
 /// How long a snapshot of an idle stream waits for its source to produce a frame.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The query's pairs, percent-decoded. A bare word (`?1700000000`, the cache buster many pages
 /// append) becomes a key with an empty value, which nothing here looks at.
 fn query_pairs(req: &Request) -> Vec<(String, String)> {
-    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+    parse_query(req.uri().query().unwrap_or_default())
+}
+
+/// [`query_pairs`] of a raw query string.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
@@ -53,8 +62,11 @@ pub async fn stream_endpoint(
         "jpg" | "jpeg" => None,
         _ => return Err(bad_path().into()),
     };
-    let stream = site.stream(name)?;
     let params = query_pairs(req);
+    if name == wire::WALL && layout == Some(Layout::Frames) {
+        return serve_wall(req, &site, &params);
+    }
+    let stream = site.stream(name)?;
     match layout {
         Some(layout) => serve_stream(req, &site, stream, layout, &params),
         None => snapshot(&site, stream, &params).await,
@@ -68,12 +80,113 @@ fn serve_stream(
     default_layout: Layout,
     params: &[(String, String)],
 ) -> poem::Result<Response> {
+    let opts = viewer_options(default_layout, params)?;
+    let conn = req.extensions().get::<Arc<ConnState>>().cloned();
+    let name = stream.name.clone();
+    let asked = rendition_asked(params, stream_size(&stream))?;
+    let body = admit_viewer(site, stream, asked)?.start(req, site, opts, conn.as_ref());
+    Ok(stream_response(opts.layout)
+        .header(wire::HEADER_STREAM, name)
+        // Over HTTP/1.x the relay writes the body itself once the head is out.
+        .body(conn::endless_body(conn.as_ref(), body)))
+}
+
+/// `/streams/wall.frames?names=a,b,c`: a viewer of each named stream (the same query as
+/// `.frames` otherwise: `fps`, `width`, `size`, `quality` apply to every one), their parts merged
+/// into one response as they come, each naming its stream. One connection for a page of many
+/// streams: a browser opens at most six per host over HTTP/1.1.
+fn serve_wall(req: &Request, site: &Site, params: &[(String, String)]) -> poem::Result<Response> {
+    let names = wall_names(params).map_err(ApiError::BadQuery)?;
+    if let Some((key, _)) = params
+        .iter()
+        .find(|(k, _)| matches!(k.as_str(), "meta" | "adapt" | "overlay" | "layout"))
+    {
+        return Err(ApiError::BadQuery(format!(
+            "{key} applies to one stream's .mjpg or .frames, not to a wall"
+        ))
+        .into());
+    }
+    let mut opts = viewer_options(Layout::Frames, params)?;
+    opts.layout = Layout::Wall;
+    let conn = req.extensions().get::<Arc<ConnState>>().cloned();
+    let streams = names
+        .iter()
+        .map(|name| site.stream(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Checked, then admitted, then started: a refused wall wakes no source and leaves nothing
+    // counted (the admissions taken before a refusal are dropped with it).
+    let asked = streams
+        .iter()
+        .map(|stream| {
+            rendition_asked(params, stream_size(stream)).map_err(|e| match e {
+                ApiError::BadQuery(msg) => {
+                    ApiError::BadQuery(format!("stream {:?}: {msg}", stream.name))
+                }
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let admitted = streams
+        .into_iter()
+        .zip(asked)
+        .map(|(stream, asked)| admit_viewer(site, stream, asked))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bodies: Vec<_> = admitted
+        .into_iter()
+        .map(|viewer| Box::pin(viewer.start(req, site, opts, conn.as_ref())))
+        .collect();
+    Ok(stream_response(opts.layout).body(conn::endless_body(
+        conn.as_ref(),
+        futures_util::stream::select_all(bodies),
+    )))
+}
+
+/// A wall's `names`: given once, 1 to [`MAX_WALL_STREAMS`] names separated by commas, none
+/// twice. Also read by access control ([`super::auth`]), which lets a wall through only to
+/// someone who may watch every stream on it, so both must read the query the same way.
+pub fn wall_names(params: &[(String, String)]) -> Result<Vec<String>, String> {
+    let mut given = params.iter().filter(|(k, _)| k == "names");
+    let (Some((_, value)), None) = (given.next(), given.next()) else {
+        return Err("a wall needs names=A,B,... (the streams on it), given once".into());
+    };
+    let names: Vec<String> = value.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) {
+        return Err(format!("names {value:?} has an empty name"));
+    }
+    if names.len() > MAX_WALL_STREAMS {
+        return Err(format!(
+            "a wall carries at most {MAX_WALL_STREAMS} streams; names lists {}",
+            names.len()
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(format!("names lists {name:?} twice"));
+        }
+    }
+    Ok(names)
+}
+
+/// The head every stream response has, whatever its layout.
+fn stream_response(layout: Layout) -> poem::ResponseBuilder {
+    Response::builder()
+        .content_type(layout.content_type())
+        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .header("Pragma", "no-cache")
+        .header("X-Accel-Buffering", "no")
+}
+
+/// What the query asks of a viewer on an endpoint whose layout is `default_layout`; 400 saying
+/// what is wrong. Renditions are read per stream ([`rendition_asked`]).
+fn viewer_options(
+    default_layout: Layout,
+    params: &[(String, String)],
+) -> Result<ViewerOptions, ApiError> {
     let mut opts = ViewerOptions {
         layout: default_layout,
         max_fps: None,
         adapt: None,
     };
-    let rendition = rendition_asked(params, stream_size(&stream))?;
     for (key, value) in params {
         match key.as_str() {
             "fps" => opts.max_fps = Some(parse_fps(value, MAX_VIEWER_FPS).map_err(ApiError::BadQuery)?),
@@ -81,8 +194,7 @@ fn serve_stream(
             "overlay" if default_layout == Layout::Frames => {
                 return Err(ApiError::BadQuery(
                     "overlay=1 applies to .mjpg and .jpg; on .frames, meta=1 sends the metadata for the page to draw".into(),
-                )
-                .into())
+                ))
             }
             "meta" if default_layout == Layout::Frames => {
                 let on = crate::source::options::parse_flag("meta", value).map_err(ApiError::BadQuery)?;
@@ -91,14 +203,12 @@ fn serve_stream(
             "meta" => {
                 return Err(ApiError::BadQuery(
                     "meta=1 applies to .frames only (a JSON part before each frame that has metadata)".into(),
-                )
-                .into())
+                ))
             }
             "layout" if default_layout == Layout::Frames => {
                 return Err(ApiError::BadQuery(
                     "layout applies to .mjpg only; .frames parts always carry Content-Length, X-Sequence and X-Timestamp".into(),
-                )
-                .into())
+                ))
             }
             "layout" => {
                 opts.layout = match value.to_ascii_lowercase().as_str() {
@@ -107,45 +217,70 @@ fn serve_stream(
                     other => {
                         return Err(ApiError::BadQuery(format!(
                             "layout {other:?} is not known; accepted: advance (default, for browsers), strict (Content-Length on every part)"
-                        ))
-                        .into())
+                        )))
                     }
                 }
             }
-            // Renditions (width, size, quality, overlay) are read above; anything else (cache
-            // busters such as ?t=123 that legacy pages append) is ignored.
+            // Renditions (width, size, quality, overlay) are read per stream
+            // (`rendition_asked`); anything else (cache busters such as ?t=123 that legacy pages
+            // append) is ignored.
             _ => {}
         }
     }
-    let peer = req.remote_addr().as_socket_addr().copied();
-    let conn = req.extensions().get::<Arc<ConnState>>().cloned();
-    let span = tracing::debug_span!(
-        "viewer",
-        stream = %stream.name,
-        peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
-        layout = ?opts.layout,
-    );
-    span.in_scope(|| tracing::debug!(fps = ?opts.max_fps, %rendition, "viewer connected"));
+    Ok(opts)
+}
+
+/// A viewer admitted under the viewer caps, with its rendition joined; not started yet (it is
+/// not counted and wakes no source until [`Admitted::start`]).
+struct Admitted {
+    stream: Arc<Stream>,
+    admission: Admission,
+    asked: Rendition,
+    rendition: Option<RenditionGuard>,
+}
+
+/// Admits a viewer of `stream` asking for `asked` (already checked by [`rendition_asked`]): 503
+/// naming a full viewer cap, or the rendition cap's refusal.
+fn admit_viewer(site: &Site, stream: Arc<Stream>, asked: Rendition) -> Result<Admitted, ApiError> {
     let admission = admit(site, &stream)?;
-    let rendition = stream.join_rendition(rendition).map_err(ApiError::from)?;
-    let name = stream.name.clone();
-    let body = viewer::body(
+    let rendition = stream.join_rendition(asked)?;
+    Ok(Admitted {
         stream,
-        opts,
-        conn.clone(),
-        site.shutdown.clone(),
-        span,
         admission,
+        asked,
         rendition,
-    );
-    Ok(Response::builder()
-        .content_type(opts.layout.content_type())
-        .header("Cache-Control", "no-cache, no-store, must-revalidate")
-        .header("Pragma", "no-cache")
-        .header("X-Accel-Buffering", "no")
-        .header(wire::HEADER_STREAM, name)
-        // Over HTTP/1.x the relay writes the body itself once the head is out.
-        .body(conn::endless_body(conn.as_ref(), body)))
+    })
+}
+
+impl Admitted {
+    /// The viewer's body: from now on it counts, and its stream's source runs for it.
+    fn start(
+        self,
+        req: &Request,
+        site: &Site,
+        opts: ViewerOptions,
+        conn: Option<&Arc<ConnState>>,
+    ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+        let peer = req.remote_addr().as_socket_addr().copied();
+        let span = tracing::debug_span!(
+            "viewer",
+            stream = %self.stream.name,
+            peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+            layout = ?opts.layout,
+        );
+        span.in_scope(
+            || tracing::debug!(fps = ?opts.max_fps, rendition = %self.asked, "viewer connected"),
+        );
+        viewer::body(
+            self.stream,
+            opts,
+            conn.cloned(),
+            site.shutdown.clone(),
+            span,
+            self.admission,
+            self.rendition,
+        )
+    }
 }
 
 /// `?adapt=`: `1` changes quality only on `.mjpg` (an `<img>`'s size must not jump) and also

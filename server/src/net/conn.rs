@@ -116,7 +116,9 @@ Retry-After: 5\r\nConnection: close\r\nContent-Length: 74\r\n\r\n\
 {\"error\":\"the relay has its maximum of open connections; try again later\"}";
 
 /// Streams one HTTP/2 connection may have open at once: a page of many streams fits (the
-/// dashboard plays at most 32), one client cannot take hundreds of viewer places.
+/// dashboard plays at most 32). A wall counts each stream on it as a viewer (up to
+/// `MAX_WALL_STREAMS` per request), so a client's viewer places are bounded by the relay's
+/// `--max-viewers` and `--max-viewers-per-stream`, not by this.
 pub const H2_MAX_STREAMS: u32 = 128;
 
 /// Requests open on an HTTP/2 connection: a watch channel so that the idle check sleeps until the

@@ -135,6 +135,11 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             "stream name {name:?} may contain only letters, digits, '-' and '_'"
         ));
     }
+    if name == mjpeg_shared::wire::WALL {
+        return Err(format!(
+            "stream name {name:?} is taken: /streams/{name}.frames is the wall of several streams"
+        ));
+    }
     Ok(())
 }
 
@@ -181,6 +186,11 @@ mod tests {
         let err = |s: &str| s.parse::<StreamSpec>().unwrap_err();
         assert!(err("main").contains("NAME=SOURCE"));
         assert!(err("a b=test").contains("\"a b\""));
+        assert!(err("wall=test").contains("wall of several streams"));
+        assert!(
+            "Wall=test".parse::<StreamSpec>().is_ok(),
+            "names are case-sensitive"
+        );
         assert!(err("main=tset").contains("unknown source \"tset\""));
         assert!(err("main=test?size=10x10").contains("size \"10x10\""));
         assert!(err("main=test?size=640").contains("WIDTHxHEIGHT"));
