@@ -350,6 +350,49 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
 }
 
 #[tokio::test]
+async fn a_wall_needs_each_streams_own_token_on_a_relay_without_its_own() -> anyhow::Result<()> {
+    // Only per-stream tokens: a wall that were taken for a stream called "wall" would be open.
+    let relay = TestRelay::start_with(
+        &["a=test?size=160x120&fps=30", "b=test?size=160x120&fps=30"],
+        RelayOptions {
+            dashboard: mjpeg_relay::http::dashboard::Dashboard::Page,
+            access: AccessConfig {
+                stream_tokens: vec![
+                    ("a".into(), secret("token-a")),
+                    ("b".into(), secret("token-b")),
+                ],
+                max_failures: 0,
+                ..AccessConfig::default()
+            },
+            ..RelayOptions::default()
+        },
+    )
+    .await?;
+    let bearer_a = [("Authorization", "Bearer token-a")];
+    for (path, headers, want) in [
+        ("/streams/wall.frames?names=a", &[][..], 401),
+        ("/streams/w%61ll.frames?names=a", &[][..], 401),
+        ("/streams/wall.frames?names=a", &bearer_a[..], 200),
+        ("/streams/wall.frames?names=a,b", &bearer_a[..], 403),
+        ("/streams/wall.frames?names=a,b&token=token-b", &[][..], 403),
+        // One credential for each stream: both open.
+        (
+            "/streams/wall.frames?names=a,b&token=token-b",
+            &bearer_a[..],
+            200,
+        ),
+    ] {
+        assert_eq!(
+            status(&relay, path, headers).await?.0,
+            want,
+            "{path} {headers:?}"
+        );
+    }
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_stream_refused_for_credentials_wakes_no_source() -> anyhow::Result<()> {
     let relay = protected_relay().await?;
     for _ in 0..20 {

@@ -314,6 +314,11 @@ async fn a_burst_of_wrong_credentials_gets_429_for_that_address_only() -> Result
             200
         );
     }
+    // A page's malformed wall is a 400, not a guess: not counted.
+    for _ in 0..25 {
+        let r = get_from(relay.addr, None, "/streams/wall.frames?names=main,", &wrong).await?;
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
     for i in 0..20 {
         let r = get_from(relay.addr, None, "/api/streams", &wrong).await?;
         assert_eq!(r.status, 403, "wrong token {i}");

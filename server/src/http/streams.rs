@@ -80,10 +80,10 @@ fn serve_stream(
     default_layout: Layout,
     params: &[(String, String)],
 ) -> poem::Result<Response> {
+    let asked = rendition_asked(params, stream_size(&stream))?;
     let opts = viewer_options(default_layout, params)?;
     let conn = req.extensions().get::<Arc<ConnState>>().cloned();
     let name = stream.name.clone();
-    let asked = rendition_asked(params, stream_size(&stream))?;
     let body = admit_viewer(site, stream, asked)?.start(req, site, opts, conn.as_ref());
     Ok(stream_response(opts.layout)
         .header(wire::HEADER_STREAM, name)
