@@ -3,7 +3,8 @@
 # frames, starts the relay on loopback and runs the load client against it, one configuration
 # after another, then the relay against the floor (scripts/bench-floor.sh: ../shared/floor and the
 # relay through the same load in alternating rounds, reported as ratios), then the dashboard in
-# headless Chromium for 5 minutes. Results go to bench-out/*.json. Takes about 14 minutes.
+# headless Chromium for 5 minutes, then the wall (scripts/bench-wall.sh). Results go to
+# bench-out/*.json. Takes about 16 minutes.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cargo build --release -p mjpeg-relay -p mjpeg-bench
@@ -88,4 +89,6 @@ target/release/mjpeg-bench dashboard "http://127.0.0.1:$port/" --seconds 300 --f
   --json "$out/dashboard.json" >/dev/null
 stop_relay
 
-for f in test-pattern viewers-100 viewers-1000 slow-viewer-4096 slow-viewer-65536 slow-viewer-0 adaptive-65536 adaptive-0 chain-edge floor encode-yuyv rendition-320 rendition-640 wasm-size dashboard; do echo "--- $f"; cat "$out/$f.json"; echo; done
+scripts/bench-wall.sh
+
+for f in test-pattern viewers-100 viewers-1000 slow-viewer-4096 slow-viewer-65536 slow-viewer-0 adaptive-65536 adaptive-0 chain-edge floor encode-yuyv rendition-320 rendition-640 wasm-size dashboard wall-30 wall-15 wall-source-30; do echo "--- $f"; cat "$out/$f.json"; echo; done

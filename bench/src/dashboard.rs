@@ -26,7 +26,7 @@ pub struct Opts {
 
 /// CPU seconds (user + system) of a process's main thread: the thread whose id is the process
 /// id (`/proc/PID/stat` would sum all threads). Assumes USER_HZ = 100, as on every Linux here.
-fn main_thread_cpu(pid: u32) -> Option<f64> {
+pub(crate) fn main_thread_cpu(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // After the name: state is field 3, utime 14, stime 15 (1-based), i.e. 11 and 12 here.
@@ -50,7 +50,7 @@ fn renderers() -> Vec<(u32, f64)> {
 
 /// The renderer painting the page: of all renderers, the one whose main thread worked most
 /// over two seconds of playback (a spare renderer, or another browser's, sits idle).
-async fn page_renderer() -> Option<u32> {
+pub(crate) async fn page_renderer() -> Option<u32> {
     let before = renderers();
     tokio::time::sleep(Duration::from_secs(2)).await;
     renderers()
@@ -87,7 +87,7 @@ async fn page_state(b: &Browser) -> Result<(f64, f64)> {
     Ok((v[0].as_f64().unwrap_or(-1.0), v[1].as_f64().unwrap_or(-1.0)))
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;

@@ -16,6 +16,8 @@
 //!   CPU per frame in total and for the decode alone, and the share of a core at a frame rate.
 //! - `mjpeg-bench dashboard URL`: the dashboard in headless Chromium; latency, FPS, main-thread
 //!   time, heap and DOM size over time (see `dashboard.rs`).
+//! - `mjpeg-bench wall URL`: the wall in headless Chromium; each tile's FPS and latency, and the
+//!   CPU of the renderer and of the relay per second (see `wall.rs`).
 //!
 //! `scripts/bench.sh` runs the configurations quoted in `docs/benchmarks.md`.
 
@@ -32,6 +34,7 @@ use hyper_util::rt::TokioIo;
 use mjpeg_shared::multipart::MultipartParser;
 
 mod dashboard;
+mod wall;
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +107,23 @@ enum Cmd {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Watch the wall (`/wall`) in headless Chromium: tiles' FPS and latency, renderer and
+    /// relay CPU.
+    Wall {
+        /// The wall page, e.g. http://127.0.0.1:8080/wall
+        url: String,
+        /// Seconds measured, once every tile plays.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// The browser window, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1320x1000")]
+        window: String,
+        /// The relay's process id, to read its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Encode a camera-like YUYV frame FRAMES times on this thread, as the camera source does.
     EncodeYuyv {
         #[arg(long, default_value_t = 1280)]
@@ -158,12 +178,29 @@ fn main() -> Result<()> {
                 fetch_only,
                 sample_every,
             }))?;
-            let text = serde_json::to_string_pretty(&report)?;
-            println!("{text}");
-            if let Some(path) = json {
-                std::fs::write(path, text)?;
-            }
-            Ok(())
+            print_report(&report, json)
+        }
+        Cmd::Wall {
+            url,
+            seconds,
+            window,
+            pid,
+            json,
+        } => {
+            let (w, h) = window
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .context("--window is WIDTHxHEIGHT")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(wall::run(wall::Opts {
+                url,
+                seconds,
+                window: (w, h),
+                relay_pid: pid,
+            }))?;
+            print_report(&report, json)
         }
         Cmd::Frames {
             dir,
@@ -708,6 +745,16 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
         host.parse().context("host must be IP:PORT")?,
         format!("/{path}"),
     ))
+}
+
+/// Prints `report` as JSON, and writes it to `json` too when given.
+fn print_report(report: &serde_json::Value, json: Option<std::path::PathBuf>) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    println!("{text}");
+    if let Some(path) = json {
+        std::fs::write(path, text)?;
+    }
+    Ok(())
 }
 
 /// utime + stime of a process, seconds.

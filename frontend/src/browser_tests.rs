@@ -16,7 +16,7 @@ use web_sys::{
 };
 
 use crate::clock::Estimate;
-use crate::player::Player;
+use crate::player::{Player, Screen};
 use crate::stamp_reader::StampReader;
 use crate::web;
 
@@ -103,7 +103,7 @@ async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap
     }
     let url = blob_url(&body, FRAMES_CONTENT_TYPE);
     let c = canvas(1, 1);
-    let player = Player::start(url.clone(), c.clone(), Default::default()).unwrap();
+    let player = Player::single(url.clone(), c.clone(), Default::default()).unwrap();
 
     // The moment frame 3 is painted and nothing is left open (before the player, finding the
     // body ended, reconnects and plays it again).
@@ -128,6 +128,64 @@ async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap
         .data();
     let shown = stamp::decode(&px, stamp::WIDTH, stamp::HEIGHT, 4).expect("a stamp on the canvas");
     assert_eq!(shown.seq, 3);
+    drop(player);
+    Url::revoke_object_url(&url).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_wall_player_paints_each_part_on_the_screen_of_its_stream() {
+    // Stream a's frames 1..=3 and b's 11..=12 interleaved, and one of c, which this player
+    // does not show.
+    let mut body = Vec::new();
+    for (stream, seq) in [
+        ("a", 1),
+        ("b", 11),
+        ("c", 21),
+        ("a", 2),
+        ("b", 12),
+        ("a", 3),
+    ] {
+        let s = Stamp {
+            seq,
+            capture_micros: 1_700_000_000_000_000 + u64::from(seq) * 33_333,
+        };
+        let info = PartInfo {
+            seq: u64::from(seq),
+            timestamp_micros: s.capture_micros,
+            stream: Some(stream),
+            ..PartInfo::default()
+        };
+        Layout::Wall.write_part_with(&mut body, &jpeg(Some(s)).await, &info);
+    }
+    let url = blob_url(&body, FRAMES_CONTENT_TYPE);
+    let (a, b) = (canvas(1, 1), canvas(1, 1));
+    let screens = vec![
+        Screen::new(Some("a".into()), a.clone()).unwrap(),
+        Screen::new(Some("b".into()), b.clone()).unwrap(),
+    ];
+    let player = Player::start(url.clone(), screens, Default::default());
+    let views = until(5_000, || {
+        let v = player.views(None);
+        let done = v[0].stats.last_seq == Some(3) && v[1].stats.last_seq == Some(12);
+        (done && v.iter().all(|v| v.open_bitmaps == 0)).then_some(v)
+    })
+    .await
+    .unwrap_or_else(|| panic!("both streams painted within 5 s: {:?}", player.views(None)));
+    // Each screen counted only its own stream's frames: no gap in a's 1..3 or b's 11..12.
+    assert_eq!(views.len(), 2);
+    for v in &views {
+        assert_eq!(v.stats.skipped_upstream, 0, "{v:?}");
+        assert_eq!(v.undecodable, 0, "{v:?}");
+    }
+    // And each canvas shows the newest frame of its stream.
+    for (c, want) in [(&a, 3), (&b, 12)] {
+        let px = ctx(c)
+            .get_image_data(0.0, 0.0, stamp::WIDTH as f64, stamp::HEIGHT as f64)
+            .unwrap()
+            .data();
+        let shown = stamp::decode(&px, stamp::WIDTH, stamp::HEIGHT, 4).expect("a stamp");
+        assert_eq!(shown.seq, want);
+    }
     drop(player);
     Url::revoke_object_url(&url).unwrap();
 }
@@ -183,7 +241,7 @@ async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall
     });
     for show in [true, false] {
         let c = canvas(1, 1);
-        let player = Player::start(url.clone(), c.clone(), std::rc::Rc::new(show.into())).unwrap();
+        let player = Player::single(url.clone(), c.clone(), std::rc::Rc::new(show.into())).unwrap();
         // Every part painted or superseded, and nothing left open: frame 3, the newest, is on
         // the canvas.
         let view = until(5_000, || {
@@ -230,7 +288,7 @@ async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall
 async fn a_body_that_is_not_multipart_is_reported_as_a_parse_error() {
     // What a middlebox that rewrites the response looks like: the right type, other bytes.
     let url = blob_url(&vec![b'x'; 100_000], FRAMES_CONTENT_TYPE);
-    let player = Player::start(url.clone(), canvas(1, 1), Default::default()).unwrap();
+    let player = Player::single(url.clone(), canvas(1, 1), Default::default()).unwrap();
     // /api/time does not answer here, so the player takes the relay for down rather than
     // falling back: the parse error is what it must report.
     let view = until(5_000, || {

@@ -13,6 +13,7 @@
 //!   host-tested).
 //! - [`clock`]: NTP-style clock offset to the relay (plain Rust, host-tested).
 //! - [`budget`]: how many streams fit the browser's connections (plain Rust, host-tested).
+//! - [`tiles`]: what the wall asks the relay for (plain Rust, host-tested).
 //! - [`auth`]: the relay's token, when it asks for one.
 //! - [`web`]: small helpers over browser APIs.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ mod meta_canvas;
 mod player;
 mod stamp_reader;
 mod stats;
+mod tiles;
 mod waterfall;
 mod web;
 

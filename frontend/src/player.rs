@@ -1,11 +1,17 @@
-//! The fetch path: reads `NAME.frames` with `fetch()` and a stream reader, cuts parts with the
-//! shared parser, decodes off the main thread (`createImageBitmap`), and paints only the newest
-//! frame onto a canvas at the next animation frame.
+//! The fetch path: reads `NAME.frames` (or a wall, `wall.frames?names=...`) with `fetch()` and a
+//! stream reader, cuts parts with the shared parser, decodes off the main thread
+//! (`createImageBitmap`), and paints only the newest frame onto a canvas at the next animation
+//! frame.
 //!
-//! Frame flow, at most one of each at a time, so nothing queues behind a slow decode or a hidden
-//! tab: a received part waits in `next` while another decodes (a newer part replaces it); a
-//! decoded bitmap waits in `pending` for the animation frame (a newer bitmap replaces it). Every
-//! bitmap is closed: on paint, when superseded, or when the player stops. No object URLs.
+//! One connection feeds one or more screens (a canvas each, with its own figures). A stream's
+//! player has one screen, which takes every part; a wall's has one per stream on it, and each
+//! part goes to the screen its `X-Stream` names. Everything below about frames is per screen;
+//! the connection, its failures and the animation frame that paints are shared.
+//!
+//! Frame flow, at most one of each at a time per screen, so nothing queues behind a slow decode
+//! or a hidden tab: a received part waits in `next` while another decodes (a newer part replaces
+//! it); a decoded bitmap waits in `pending` for the animation frame (a newer bitmap replaces it).
+//! Every bitmap is closed: on paint, when superseded, or when the player stops. No object URLs.
 //!
 //! A frame's metadata (`?meta=1`: a JSON part right before its JPEG part, same `X-Sequence`)
 //! travels with that frame through decode and paint and is drawn right after its picture, in the
@@ -168,28 +174,21 @@ struct Decoded {
     timeline: Timeline,
 }
 
-struct Inner {
-    url: String,
+/// A canvas fed by the connection, with its own frames and figures.
+pub struct Screen {
+    /// The stream it shows on a wall (`X-Stream`); `None` takes every part.
+    stream: Option<String>,
     canvas: HtmlCanvasElement,
     ctx: CanvasRenderingContext2d,
-    mode: RefCell<Mode>,
     stats: RefCell<FrameStats>,
-    stopped: Cell<bool>,
-    abort: RefCell<Option<AbortController>>,
-    /// Parts received in the current attempt.
+    /// Parts received for it in the current attempt.
     attempt_frames: Cell<u64>,
     decoding: Cell<bool>,
     next: RefCell<Option<Frame>>,
     pending: RefCell<Option<Decoded>>,
     open_bitmaps: Cell<u32>,
     undecodable: Cell<u64>,
-    parse_errors: Cell<u64>,
-    /// Local time of the last chunk received, for the stall watchdog.
-    last_chunk_us: Cell<f64>,
     first_paint_ms: Cell<Option<f64>>,
-    paint_frames: RefCell<Option<web::AnimationFrames>>,
-    /// The viewer's switch: draw metadata over the picture.
-    show_meta: Rc<Cell<bool>>,
     /// The metadata part just read, waiting for its JPEG part: (its sequence number, the JSON).
     meta_next: RefCell<Option<(u64, Bytes)>>,
     meta_shapes: Cell<usize>,
@@ -197,38 +196,68 @@ struct Inner {
     rendition: Cell<Option<Rendition>>,
 }
 
-impl Player {
-    /// Starts playing `url` (a `.frames` endpoint) onto `canvas`, drawing frames' metadata
-    /// while `show_meta` is set.
-    pub fn start(
-        url: String,
-        canvas: HtmlCanvasElement,
-        show_meta: Rc<Cell<bool>>,
-    ) -> Result<Player, String> {
+impl Screen {
+    /// `canvas` showing `stream` on a wall, or every part (`None`).
+    pub fn new(stream: Option<String>, canvas: HtmlCanvasElement) -> Result<Screen, String> {
         let ctx = web::context_2d(&canvas, false)?;
-        let inner = Rc::new(Inner {
-            url,
+        Ok(Screen {
+            stream,
             canvas,
             ctx,
-            mode: RefCell::new(Mode::Connecting),
             stats: RefCell::new(FrameStats::new()),
-            stopped: Cell::new(false),
-            abort: RefCell::new(None),
             attempt_frames: Cell::new(0),
             decoding: Cell::new(false),
             next: RefCell::new(None),
             pending: RefCell::new(None),
             open_bitmaps: Cell::new(0),
             undecodable: Cell::new(0),
-            parse_errors: Cell::new(0),
-            last_chunk_us: Cell::new(0.0),
             first_paint_ms: Cell::new(None),
-            paint_frames: RefCell::new(None),
-            show_meta,
             meta_next: RefCell::new(None),
             meta_shapes: Cell::new(0),
             meta_frames: Cell::new(0),
             rendition: Cell::new(None),
+        })
+    }
+
+    /// Takes a part with this `X-Stream` (or none).
+    fn takes(&self, stream: Option<&str>) -> bool {
+        self.stream.is_none() || self.stream.as_deref() == stream
+    }
+}
+
+/// The connection, and the screens it feeds.
+struct Inner {
+    url: String,
+    screens: Vec<Screen>,
+    mode: RefCell<Mode>,
+    stopped: Cell<bool>,
+    abort: RefCell<Option<AbortController>>,
+    /// Parts received in the current attempt, on any screen.
+    attempt_frames: Cell<u64>,
+    parse_errors: Cell<u64>,
+    /// Local time of the last chunk received, for the stall watchdog.
+    last_chunk_us: Cell<f64>,
+    /// One animation frame paints every screen with a new frame.
+    paint_frames: RefCell<Option<web::AnimationFrames>>,
+    /// The viewer's switch: draw metadata over the picture.
+    show_meta: Rc<Cell<bool>>,
+}
+
+impl Player {
+    /// Starts playing `url` (a `.frames` endpoint, or a wall) onto `screens`, drawing frames'
+    /// metadata while `show_meta` is set.
+    pub fn start(url: String, screens: Vec<Screen>, show_meta: Rc<Cell<bool>>) -> Player {
+        let inner = Rc::new(Inner {
+            url,
+            screens,
+            mode: RefCell::new(Mode::Connecting),
+            stopped: Cell::new(false),
+            abort: RefCell::new(None),
+            attempt_frames: Cell::new(0),
+            parse_errors: Cell::new(0),
+            last_chunk_us: Cell::new(0.0),
+            paint_frames: RefCell::new(None),
+            show_meta,
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         *inner.paint_frames.borrow_mut() = Some(web::AnimationFrames::new(move || {
@@ -237,23 +266,51 @@ impl Player {
             }
         }));
         spawn_local(run(inner.clone()));
-        Ok(Player { inner })
+        Player { inner }
     }
 
-    /// The figures for the overlay at this moment.
+    /// Starts playing a stream's `url` onto one canvas (every part goes to it).
+    #[cfg(test)]
+    pub fn single(
+        url: String,
+        canvas: HtmlCanvasElement,
+        show_meta: Rc<Cell<bool>>,
+    ) -> Result<Player, String> {
+        Ok(Player::start(
+            url,
+            vec![Screen::new(None, canvas)?],
+            show_meta,
+        ))
+    }
+
+    /// The first screen's figures (a stream's player has only that one).
+    #[cfg(test)]
     pub fn view(&self, clock: Option<Estimate>) -> PlayerView {
+        self.views(clock).swap_remove(0)
+    }
+
+    /// The figures for each screen's overlay at this moment, in the order given to `start`.
+    pub fn views(&self, clock: Option<Estimate>) -> Vec<PlayerView> {
         let i = &self.inner;
-        PlayerView {
-            mode: i.mode.borrow().clone(),
-            stats: i.stats.borrow_mut().snapshot(web::now_us(), clock),
-            open_bitmaps: i.open_bitmaps.get(),
-            first_paint_ms: i.first_paint_ms.get(),
-            undecodable: i.undecodable.get(),
-            parse_errors: i.parse_errors.get(),
-            meta_shapes: i.meta_shapes.get(),
-            meta_frames: i.meta_frames.get(),
-            rendition: i.rendition.get(),
-        }
+        let now = web::now_us();
+        i.screens
+            .iter()
+            .map(|s| PlayerView {
+                // A wall's stream whose first frame has not come yet waits, whatever the others do.
+                mode: match &*i.mode.borrow() {
+                    Mode::Playing if s.attempt_frames.get() == 0 => Mode::Waiting,
+                    mode => mode.clone(),
+                },
+                stats: s.stats.borrow_mut().snapshot(now, clock),
+                open_bitmaps: s.open_bitmaps.get(),
+                first_paint_ms: s.first_paint_ms.get(),
+                undecodable: s.undecodable.get(),
+                parse_errors: i.parse_errors.get(),
+                meta_shapes: s.meta_shapes.get(),
+                meta_frames: s.meta_frames.get(),
+                rendition: s.rendition.get(),
+            })
+            .collect()
     }
 }
 
@@ -265,9 +322,11 @@ impl Drop for Player {
             ctrl.abort();
         }
         i.paint_frames.borrow_mut().take();
-        i.next.borrow_mut().take();
-        if let Some(d) = i.pending.borrow_mut().take() {
-            i.close(d.bitmap);
+        for s in &i.screens {
+            s.next.borrow_mut().take();
+            if let Some(d) = s.pending.borrow_mut().take() {
+                s.close(d.bitmap);
+            }
         }
     }
 }
@@ -288,6 +347,9 @@ async fn run(inner: Rc<Inner>) {
             return;
         }
         inner.attempt_frames.set(0);
+        for s in &inner.screens {
+            s.attempt_frames.set(0);
+        }
         let failure = match read_stream(&inner).await {
             Ok(()) => Failure::Ended,
             Err(f) => f,
@@ -300,7 +362,9 @@ async fn run(inner: Rc<Inner>) {
             return;
         }
         let delivered = inner.attempt_frames.get() > 0;
-        inner.stats.borrow_mut().restart();
+        for s in &inner.screens {
+            s.stats.borrow_mut().restart();
+        }
         if let Failure::Unsupported(why) = failure {
             inner.set_mode(Mode::Fallback {
                 reason: why.into(),
@@ -388,7 +452,9 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
         return Err(Failure::Ended);
     }
     // A new response: nothing from the last one belongs to its frames.
-    inner.meta_next.borrow_mut().take();
+    for s in &inner.screens {
+        s.meta_next.borrow_mut().take();
+    }
 
     // A connection can die without a reset (a laptop sleeping, a NAT forgetting it): then read()
     // waits forever. Once frames flowed, silence for STALL_MS ends the attempt.
@@ -456,9 +522,11 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
         let started = web::now_us();
         inner.last_chunk_us.set(started);
         parser.push(&chunk.to_vec());
+        // The chunk's parsing is charged to the screen of the last part it completed.
+        let mut charged = None;
         loop {
             match parser.next_part() {
-                Ok(Some(part)) => inner.on_part(part),
+                Ok(Some(part)) => charged = inner.on_part(part).or(charged),
                 Ok(None) => break,
                 // Before any frame: this is not our stream (something in between rewrote it).
                 Err(e) if inner.attempt_frames.get() == 0 => {
@@ -468,8 +536,10 @@ async fn read_stream(inner: &Rc<Inner>) -> Result<(), Failure> {
                 Err(_) => inner.parse_errors.set(inner.parse_errors.get() + 1),
             }
         }
-        let now = web::now_us();
-        inner.stats.borrow_mut().on_work(now, now - started);
+        if let Some(screen) = inner.screens.get(charged.unwrap_or(0)) {
+            let now = web::now_us();
+            screen.stats.borrow_mut().on_work(now, now - started);
+        }
     }
 }
 
@@ -492,31 +562,36 @@ impl Inner {
         *self.mode.borrow_mut() = mode;
     }
 
-    /// A complete part: count it and hand it to the decoder (or park it as the newest). A
-    /// metadata part waits for the JPEG part after it.
-    fn on_part(self: &Rc<Self>, part: Part) {
+    /// A complete part: count it and hand it to its screen's decoder (or park it as the
+    /// newest). A metadata part waits for the JPEG part after it. Returns the screen it went to
+    /// (none: a wall part for a stream this player does not show).
+    fn on_part(self: &Rc<Self>, part: Part) -> Option<usize> {
+        let index = self.screens.iter().position(|s| s.takes(part.stream()))?;
+        let screen = &self.screens[index];
         if part.content_type().as_deref() == Some(META_CONTENT_TYPE) {
             // Kept as bytes: parsed only if its frame is painted with the switch on.
-            *self.meta_next.borrow_mut() = part.sequence().map(|seq| (seq, part.body));
-            return;
+            *screen.meta_next.borrow_mut() = part.sequence().map(|seq| (seq, part.body));
+            return Some(index);
         }
         // The waiting metadata is this frame's only if the sequence numbers match: a frame
         // whose metadata went missing shows no box rather than another frame's.
-        let meta = match self.meta_next.borrow_mut().take() {
+        let meta = match screen.meta_next.borrow_mut().take() {
             Some((seq, json)) if Some(seq) == part.sequence() => Some(json),
             _ => None,
         };
         let now = web::now_us();
         let capture_us = part.timestamp_micros().map(|t| t as f64);
-        self.stats
+        screen
+            .stats
             .borrow_mut()
             .on_received(now, part.sequence(), capture_us, part.body.len());
+        screen.attempt_frames.set(screen.attempt_frames.get() + 1);
         if self.attempt_frames.replace(self.attempt_frames.get() + 1) == 0 {
             self.set_mode(Mode::Playing);
         }
         let Some(blob) = jpeg_blob(&part.body) else {
-            self.undecodable.set(self.undecodable.get() + 1);
-            return;
+            screen.undecodable.set(screen.undecodable.get() + 1);
+            return Some(index);
         };
         let frame = Frame {
             blob,
@@ -528,53 +603,57 @@ impl Inner {
                 rendition: part.rendition(),
             },
         };
-        if self.decoding.get() {
-            if self.next.replace(Some(frame)).is_some() {
-                self.stats.borrow_mut().on_superseded();
+        if screen.decoding.get() {
+            if screen.next.replace(Some(frame)).is_some() {
+                screen.stats.borrow_mut().on_superseded();
             }
         } else {
-            self.decode(frame);
+            self.decode(index, frame);
         }
+        Some(index)
     }
 
-    /// Decodes off the main thread; the bitmap waits in `pending` for the next animation frame.
-    fn decode(self: &Rc<Self>, frame: Frame) {
+    /// Decodes off the main thread; the bitmap waits in its screen's `pending` for the next
+    /// animation frame.
+    fn decode(self: &Rc<Self>, index: usize, frame: Frame) {
+        let screen = &self.screens[index];
         let promise = match web::window().create_image_bitmap_with_blob(&frame.blob) {
             Ok(p) => p,
             Err(_) => {
-                self.undecodable.set(self.undecodable.get() + 1);
+                screen.undecodable.set(screen.undecodable.get() + 1);
                 return;
             }
         };
-        self.decoding.set(true);
+        screen.decoding.set(true);
         let inner = self.clone();
         spawn_local(async move {
             let result = JsFuture::from(promise).await;
-            inner.decoding.set(false);
+            let screen = &inner.screens[index];
+            screen.decoding.set(false);
             match result {
                 Ok(bitmap) => {
                     let bitmap: ImageBitmap = bitmap.unchecked_into();
-                    inner.open_bitmaps.set(inner.open_bitmaps.get() + 1);
+                    screen.open_bitmaps.set(screen.open_bitmaps.get() + 1);
                     if inner.stopped.get() {
-                        inner.close(bitmap);
+                        screen.close(bitmap);
                         return;
                     }
                     let decoded = Decoded {
                         bitmap,
                         timeline: frame.timeline,
                     };
-                    if let Some(old) = inner.pending.replace(Some(decoded)) {
-                        inner.close(old.bitmap);
-                        inner.stats.borrow_mut().on_superseded();
+                    if let Some(old) = screen.pending.replace(Some(decoded)) {
+                        screen.close(old.bitmap);
+                        screen.stats.borrow_mut().on_superseded();
                     }
                     inner.schedule_paint();
                 }
-                Err(_) => inner.undecodable.set(inner.undecodable.get() + 1),
+                Err(_) => screen.undecodable.set(screen.undecodable.get() + 1),
             }
             if !inner.stopped.get() {
-                let next = inner.next.borrow_mut().take();
+                let next = screen.next.borrow_mut().take();
                 if let Some(next) = next {
-                    inner.decode(next);
+                    inner.decode(index, next);
                 }
             }
         });
@@ -586,8 +665,17 @@ impl Inner {
         }
     }
 
-    /// Animation frame: draw the newest decoded frame, close its bitmap, count the paint.
+    /// Animation frame: every screen with a new frame draws it.
     fn paint(&self) {
+        for screen in &self.screens {
+            screen.paint(self.show_meta.get());
+        }
+    }
+}
+
+impl Screen {
+    /// Draws the newest decoded frame, closes its bitmap, counts the paint.
+    fn paint(&self, show_meta: bool) {
         let Some(d) = self.pending.borrow_mut().take() else {
             return;
         };
@@ -600,7 +688,7 @@ impl Inner {
         let _ = self.ctx.draw_image_with_image_bitmap(&d.bitmap, 0.0, 0.0);
         self.close(d.bitmap);
         let t = d.timeline;
-        let shapes = match (&t.meta, self.show_meta.get()) {
+        let shapes = match (&t.meta, show_meta) {
             (Some(json), true) => shapes_of(json),
             _ => Vec::new(),
         };

@@ -160,3 +160,40 @@ impl Drop for AnimationFrames {
         }
     }
 }
+
+/// The page's document.
+pub fn document() -> web_sys::Document {
+    window().document().expect("a page has a document")
+}
+
+/// An event listener, removed when dropped.
+pub struct Listener {
+    target: web_sys::EventTarget,
+    event: &'static str,
+    closure: Closure<dyn FnMut()>,
+}
+
+impl Listener {
+    /// Calls `on_event` at each `event` on `target` until dropped.
+    pub fn new(
+        target: &web_sys::EventTarget,
+        event: &'static str,
+        on_event: impl FnMut() + 'static,
+    ) -> Self {
+        let closure = Closure::<dyn FnMut()>::new(on_event);
+        let _ = target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+        Listener {
+            target: target.clone(),
+            event,
+            closure,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.event, self.closure.as_ref().unchecked_ref());
+    }
+}

@@ -43,6 +43,8 @@ pub const HEADER_SEQUENCE: &str = "X-Sequence";
 /// The name under `/streams/` of the wall (`/streams/wall.frames?names=a,b`, several streams in
 /// one response, [`Layout::Wall`]); no stream may be called that.
 pub const WALL: &str = "wall";
+/// Streams one wall may carry (the relay refuses more; the dashboard's wall puts no more on it).
+pub const WALL_MAX_STREAMS: usize = 32;
 /// Response header on snapshots and streams: the stream's name. On a wall
 /// ([`Layout::Wall`]) a part header too, naming the stream each part belongs to.
 pub const HEADER_STREAM: &str = "X-Stream";

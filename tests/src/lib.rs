@@ -469,10 +469,19 @@ pub fn make_jpeg(width: u16, height: u16, shade: u8) -> Vec<u8> {
 /// A temporary folder holding `n` JPEGs named frame-000.jpg, frame-001.jpg, ...; returns the
 /// folder and the files' contents in name order.
 pub fn jpeg_dir(n: usize) -> Result<(tempfile::TempDir, Vec<Vec<u8>>)> {
+    jpeg_dir_sized(n, 160, 120)
+}
+
+/// [`jpeg_dir`] with `width` x `height` JPEGs.
+pub fn jpeg_dir_sized(
+    n: usize,
+    width: u16,
+    height: u16,
+) -> Result<(tempfile::TempDir, Vec<Vec<u8>>)> {
     let dir = tempfile::tempdir()?;
     let mut files = Vec::new();
     for i in 0..n {
-        let data = make_jpeg(160, 120, (i * 40) as u8);
+        let data = make_jpeg(width, height, (i * 40) as u8);
         std::fs::write(dir.path().join(format!("frame-{i:03}.jpg")), &data)?;
         files.push(data);
     }

@@ -12,10 +12,10 @@ use anyhow::Result;
 use base64::Engine;
 use mjpeg_relay::RelayOptions;
 use mjpeg_relay_tests::browser::{
-    dist, exclusive, overlay_where, playing_fetch, wait_playing, Browser,
+    dist, exclusive, overlay_where, playing_fetch, wait_playing, Browser, Overlay,
 };
 use mjpeg_relay_tests::proxy::BreakingProxy;
-use mjpeg_relay_tests::{eventually, now_micros, StreamReader, TestRelay};
+use mjpeg_relay_tests::{eventually, jpeg_dir_sized, now_micros, StreamReader, TestRelay};
 use mjpeg_shared::stamp;
 
 async fn relay(specs: &[&str]) -> Result<TestRelay> {
@@ -761,6 +761,320 @@ async fn the_test_pattern_shows_its_box_on_its_frame_and_a_waterfall_that_adds_u
 
     assert_eq!(browser.errors().await?, Vec::<String>::new());
     browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+/// A relay serving `names`, each a `files:` stream of `size` JPEGs at `fps`, and a browser
+/// with a `window`-sized window on its `/wall`. The folder must outlive the relay.
+async fn open_wall(
+    names: &[String],
+    size: (u16, u16),
+    fps: u32,
+    window: (u32, u32),
+) -> Result<(tempfile::TempDir, TestRelay, Browser)> {
+    let (dir, _) = jpeg_dir_sized(4, size.0, size.1)?;
+    let specs: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}=files:{}?fps={fps}", dir.path().display()))
+        .collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let relay = relay(&specs).await?;
+    let browser = Browser::start(&[]).await?;
+    browser.client.set_window_size(window.0, window.1).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/wall", relay.addr))
+        .await?;
+    Ok((dir, relay, browser))
+}
+
+/// Every tile's overlay on the wall, with its stream's name as `stream`.
+async fn wall_tiles(browser: &Browser) -> Result<Vec<Overlay>> {
+    let v = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.tile[data-stream]')].map(t => {
+                 const o = t.querySelector('.overlay.tile');
+                 return Object.assign({stream: t.dataset.stream,
+                     tileWidth: String(t.querySelector('canvas').clientWidth)}, o ? o.dataset : {});
+             });",
+            vec![],
+        )
+        .await?;
+    Ok(v.as_array()
+        .map(|a| a.iter().cloned().map(Overlay).collect())
+        .unwrap_or_default())
+}
+
+/// Animation frames the page runs in one second: the most frames it can show per second.
+async fn animation_frames_per_second(browser: &Browser) -> Result<serde_json::Value> {
+    Ok(browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             let n = 0; const t = performance.now();
+             const tick = () => { n++; if (performance.now() - t < 1000) requestAnimationFrame(tick); else done(n); };
+             requestAnimationFrame(tick);",
+            vec![],
+        )
+        .await?)
+}
+
+/// Connections open to the relay's port now (ESTABLISHED, on the relay's side), from the
+/// kernel's own table: what the relay holds, whoever opened them.
+fn connections_to(port: u16) -> Result<usize> {
+    let table =
+        std::fs::read_to_string("/proc/net/tcp")? + &std::fs::read_to_string("/proc/net/tcp6")?;
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count())
+}
+
+#[tokio::test]
+async fn the_wall_plays_sixteen_streams_on_one_connection_and_only_what_is_seen() -> Result<()> {
+    let _one = exclusive().await;
+    // Sixteen 320x180 streams from files (sending files costs the relay next to nothing, so the
+    // machine's two cores go to the browser playing them). In tiles of 320 px and more they
+    // play as they are; renditions sized to tiles have a test of their own below. At 15 fps:
+    // headless Chromium renders in software, and sixteen tiles at 30 fps take both cores of
+    // this machine (docs/benchmarks.md, "The wall").
+    let names: Vec<String> = (1..=16).map(|i| format!("s{i:02}")).collect();
+    // Four tiles of 320 px and more per row, four rows: all sixteen in view.
+    let (_dir, relay, browser) = open_wall(&names, (320, 180), 15, (1320, 1000)).await?;
+
+    // Every tile plays its stream at the source's rate (within 10%).
+    let last = Mutex::new(Vec::new());
+    let tiles = eventually(Duration::from_secs(30), || async {
+        let tiles = wall_tiles(&browser).await?;
+        let ok = tiles.len() == 16
+            && tiles.iter().all(|t| {
+                t.str("state") == Some("playing")
+                    && t.num("fps").is_some_and(|f| (13.5..=16.5).contains(&f))
+            });
+        *last.lock().unwrap() = tiles.clone();
+        Ok(ok.then_some(tiles))
+    })
+    .await;
+    let tiles = match tiles {
+        Ok(tiles) => tiles,
+        Err(e) => anyhow::bail!(
+            "{e}; the page ran {} animation frames in the last second; tiles: {:?}",
+            animation_frames_per_second(&browser).await?,
+            last.lock().unwrap()
+        ),
+    };
+    for t in &tiles {
+        assert_eq!(t.str("transport"), Some("fetch"), "{t:?}");
+        assert_eq!(t.str("rendition"), Some("source"), "{t:?}");
+        assert!(t.num("tileWidth").unwrap() >= 320.0, "{t:?}");
+        assert!(t.num("latencyP50Ms").is_some(), "{t:?}");
+    }
+    let viewers: Vec<u64> = relay
+        .list()
+        .await?
+        .streams
+        .iter()
+        .map(|s| s.viewers)
+        .collect();
+    assert_eq!(
+        viewers,
+        vec![1; 16],
+        "each stream on the wall is one viewer"
+    );
+    // One connection for the wall and one for the page's API calls; those that loaded the page
+    // close when idle.
+    eventually(Duration::from_secs(20), || async {
+        Ok((1..=2)
+            .contains(&connections_to(relay.addr.port())?)
+            .then_some(()))
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: {} connections",
+            connections_to(relay.addr.port()).unwrap_or(0)
+        )
+    })?;
+
+    // A short window: the tiles below it stop, and their streams lose their viewer.
+    browser.client.set_window_size(1320, 420).await?;
+    let stopped = eventually(Duration::from_secs(10), || async {
+        let tiles = wall_tiles(&browser).await?;
+        let viewers: Vec<u64> = relay
+            .list()
+            .await?
+            .streams
+            .iter()
+            .map(|s| s.viewers)
+            .collect();
+        if tiles.len() != 16 || viewers.len() != 16 {
+            return Ok(None);
+        }
+        let unseen: Vec<usize> = (0..16)
+            .filter(|&i| tiles[i].str("state") == Some("unseen"))
+            .collect();
+        let ok = viewers[0] == 1
+            && viewers[15] == 0
+            && !unseen.is_empty()
+            && unseen.iter().all(|&i| viewers[i] == 0)
+            && (0..16).all(|i| unseen.contains(&i) || viewers[i] == 1);
+        Ok(ok.then_some(unseen))
+    })
+    .await?;
+    assert!(stopped.contains(&15), "{stopped:?}");
+    // Scrolled to the bottom: the last tile plays again, the first stops.
+    browser
+        .client
+        .execute("window.scrollTo(0, document.body.scrollHeight)", vec![])
+        .await?;
+    eventually(Duration::from_secs(5), || async {
+        let viewers: Vec<u64> = relay
+            .list()
+            .await?
+            .streams
+            .iter()
+            .map(|s| s.viewers)
+            .collect();
+        Ok((viewers[15] == 1 && viewers[0] == 0).then_some(()))
+    })
+    .await?;
+    overlay_where(&browser, "s16", "tile", Duration::from_secs(5), |o| {
+        o.str("state") == Some("playing")
+    })
+    .await?;
+
+    // Another tab in front: this one is hidden and plays nothing.
+    let wall_tab = browser.client.window().await?;
+    let other = browser.client.new_window(true).await?;
+    browser.client.switch_to_window(other.handle).await?;
+    browser
+        .client
+        .goto(&format!("http://{}/healthz", relay.addr))
+        .await?;
+    eventually(Duration::from_secs(10), || async {
+        Ok((relay.viewers() == 0).then_some(()))
+    })
+    .await?;
+    browser.client.close_window().await?;
+    browser.client.switch_to_window(wall_tab).await?;
+    eventually(Duration::from_secs(10), || async {
+        Ok((relay.viewers() > 0).then_some(()))
+    })
+    .await?;
+
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wall_tile_plays_a_rendition_as_wide_as_the_tile_and_a_click_opens_its_viewer(
+) -> Result<()> {
+    let _one = exclusive().await;
+    // Two tiles per row, each about 340 px wide: the wall asks for width 352 (the tile's width
+    // rounded up to 32), less than the sources' 640.
+    let names = ["a".to_string(), "b".to_string()];
+    let (_dir, relay, browser) = open_wall(&names, (640, 360), 10, (700, 800)).await?;
+    let tiles = eventually(Duration::from_secs(20), || async {
+        let tiles = wall_tiles(&browser).await?;
+        let ok = tiles.len() == 2
+            && tiles
+                .iter()
+                .all(|t| t.str("state") == Some("playing") && t.str("rendition") != Some("source"));
+        Ok(ok.then_some(tiles))
+    })
+    .await?;
+    for t in &tiles {
+        let (tile, width) = (t.num("tileWidth").unwrap(), t.num("width").unwrap());
+        assert!(
+            width >= tile && width < tile + 32.0 && width % 32.0 == 0.0,
+            "a {tile} px tile plays {width} px frames: {t:?}"
+        );
+        // The stream's aspect ratio is kept: 16:9, height rounded to even.
+        let height = t.num("height").unwrap();
+        assert!((height - width * 9.0 / 16.0).abs() <= 2.0, "{t:?}");
+        assert_eq!(
+            t.str("rendition"),
+            Some(format!("{width}x{height};q=85").as_str()),
+            "{t:?}"
+        );
+    }
+    // The relay made one rendition per stream, for its one viewer.
+    for name in ["a", "b"] {
+        let info = relay.info(name).await?;
+        assert_eq!(info.viewers, 1, "{info:?}");
+        assert_eq!(info.renditions.len(), 1, "{info:?}");
+    }
+
+    // A click on a tile opens that stream's full viewer, alone.
+    browser.click(".tile[data-stream=\"b\"]").await?;
+    wait_playing(&browser, "b").await?;
+    let cards = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('.card[data-stream]').length",
+            vec![],
+        )
+        .await?;
+    assert_eq!(cards, serde_json::json!(1));
+    assert_eq!(browser.errors().await?, Vec::<String>::new());
+    browser.close().await?;
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_wall_page_is_the_dashboard_and_a_revalidation_gets_it_whole() -> Result<()> {
+    let relay = relay(&["main=test?size=160x120&fps=5"]).await?;
+    let index = relay.get("/").await?;
+    let wall = relay.get("/wall").await?;
+    assert_eq!(wall.status, 200, "{}", wall.text());
+    assert_eq!(wall.body, index.body, "/wall is the dashboard's index.html");
+    let csp = |r: &mjpeg_relay_tests::Reply| {
+        r.headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(csp(&wall).contains("'sha256-"), "{}", csp(&wall));
+    // A browser revalidating the page it has must get it whole: a 304 would carry a policy
+    // without the page's script hashes, and the cached page's scripts would be blocked.
+    let etag = wall
+        .headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("\"x\"")
+        .to_string();
+    let again = mjpeg_relay_tests::request(
+        relay.addr,
+        "GET",
+        "/wall",
+        &[
+            ("if-none-match", &etag),
+            ("if-modified-since", "Thu, 01 Jan 2099 00:00:00 GMT"),
+        ],
+        bytes::Bytes::new(),
+    )
+    .await?;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, index.body);
+    assert_eq!(csp(&again), csp(&wall));
+    // Only the page itself: /wall/x is no page.
+    assert_eq!(relay.get("/wall/x").await?.status, 404);
     relay.stop().await?;
     Ok(())
 }

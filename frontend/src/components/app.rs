@@ -1,4 +1,6 @@
-//! The dashboard: the relay's streams, a viewer each, within the browser's connection budget.
+//! The dashboard: the relay's streams, a viewer each, within the browser's connection budget
+//! (`/`, or `/?stream=NAME` for one stream's viewer alone); or at `/wall`, all of them as tiles
+//! on one connection ([`Wall`]).
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -7,6 +9,7 @@ use yew::prelude::*;
 
 use super::stream_card::StreamCard;
 use super::token_prompt::TokenPrompt;
+use super::wall::Wall;
 use crate::budget::{self, Grant, Want};
 use crate::hooks::{use_clock_probe, use_streams, ClockHandle};
 use crate::web;
@@ -41,8 +44,34 @@ impl Reducible for Prefs {
     }
 }
 
+/// Which page this is, from the address.
+#[derive(Clone, PartialEq)]
+enum Page {
+    /// Every stream's viewer, or only the one named.
+    Dashboard {
+        only: Option<String>,
+    },
+    Wall,
+}
+
+impl Page {
+    fn here() -> Page {
+        let location = web::window().location();
+        if location.pathname().unwrap_or_default() == "/wall" {
+            return Page::Wall;
+        }
+        let only = location
+            .search()
+            .ok()
+            .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+            .and_then(|q| q.get("stream"));
+        Page::Dashboard { only }
+    }
+}
+
 #[component]
 pub fn App() -> Html {
+    let page = use_memo((), |_| Page::here());
     let (clock, estimate) = use_clock_probe();
     let streams = use_streams();
     let prefs = use_reducer(Prefs::default);
@@ -50,6 +79,12 @@ pub fn App() -> Html {
     let slots = budget::slots_for(&protocol);
 
     let list = streams.list.clone().unwrap_or_default();
+    let list: Rc<Vec<_>> = match &*page {
+        Page::Dashboard { only: Some(name) } => {
+            Rc::new(list.iter().filter(|s| s.name == *name).cloned().collect())
+        }
+        _ => list,
+    };
     let wants: Vec<Want> = list
         .iter()
         .map(|s| Want {
@@ -58,12 +93,16 @@ pub fn App() -> Html {
         })
         .collect();
     let grants = budget::allocate(&wants, slots);
-    let used: usize = wants
-        .iter()
-        .zip(&grants)
-        .filter(|(_, g)| **g == Grant::Play)
-        .map(|(w, _)| w.connections)
-        .sum();
+    let used: usize = match *page {
+        // The wall is one connection, whatever it shows.
+        Page::Wall => usize::from(!list.is_empty()),
+        Page::Dashboard { .. } => wants
+            .iter()
+            .zip(&grants)
+            .filter(|(_, g)| **g == Grant::Play)
+            .map(|(w, _)| w.connections)
+            .sum(),
+    };
 
     let cards = list.iter().zip(grants).map(|(info, grant)| {
         let name = info.name.clone();
@@ -106,6 +145,12 @@ pub fn App() -> Html {
                 } else if let Some(err) = &streams.error {
                     <span class="error" data-api-error="true">{ format!("relay unreachable: {err}; retrying") }</span>
                 }
+                if *page == Page::Wall {
+                    <a class="button" href="/">{ "Streams" }</a>
+                } else {
+                    <a class="button to-wall" href="/wall"
+                        title="every stream as a tile, all on one connection">{ "Wall" }</a>
+                }
                 if crate::auth::token().is_some() {
                     <button class="forget-token" onclick={Callback::from(|_| {
                         crate::auth::set_token("");
@@ -113,16 +158,23 @@ pub fn App() -> Html {
                     })}>{ "Forget token" }</button>
                 }
             </header>
+            if *page == Page::Wall && streams.auth.is_none() && !list.is_empty() {
+                <Wall list={list.clone()} />
+            } else {
             <main class="streams">
                 if let Some(need) = streams.auth {
                     <TokenPrompt {need} />
                 } else if streams.list.is_none() {
                     <p>{ "Asking the relay for its streams…" }</p>
+                } else if let (true, Page::Dashboard { only: Some(name) }) = (list.is_empty(), &*page) {
+                    <p>{ format!("The relay serves no stream named {name:?}. ") }
+                        <a href="/">{ "All streams" }</a></p>
                 } else if list.is_empty() {
                     <p>{ "The relay serves no streams." }</p>
                 }
                 { for cards }
             </main>
+            }
         </ContextProvider<ClockHandle>>
     }
 }

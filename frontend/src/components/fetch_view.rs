@@ -7,7 +7,7 @@ use yew::prelude::*;
 use super::chart::Chart;
 use super::img_view::ImgView;
 use super::overlay::Overlay;
-use crate::hooks::use_player;
+use crate::hooks::{use_player, Canvas};
 use crate::player::Mode;
 
 #[derive(Properties, PartialEq)]
@@ -36,7 +36,14 @@ pub fn FetchView(props: &FetchViewProps) -> Html {
         Endpoints::for_stream(&props.name).frames,
         if props.adapt { "&adapt=1" } else { "" }
     ));
-    let view = use_player(url, canvas.clone(), props.show_meta);
+    let canvases = use_memo(canvas.clone(), |node| {
+        vec![Canvas {
+            stream: None,
+            node: node.clone(),
+        }]
+    });
+    let views = use_player(Some(url), canvases, props.show_meta);
+    let view = views.first().cloned();
     let mode = view
         .as_ref()
         .map(|v| v.mode.clone())

@@ -9,5 +9,6 @@ mod overlay;
 mod paused;
 mod stream_card;
 mod token_prompt;
+mod wall;
 
 pub use app::App;

@@ -41,6 +41,10 @@ pub struct OverlayProps {
     /// (`320x180;q=85`); unknown on the `<img>` path.
     #[prop_or_default]
     pub rendition: Option<AttrValue>,
+    /// A wall's tile: FPS, latency and state only, in two short lines (the `data-` attributes
+    /// are all there still).
+    #[prop_or_default]
+    pub compact: bool,
 }
 
 /// Puts the waterfall's `data-stage-*-ms` attributes on `el`, removing those of checkpoints it
@@ -151,25 +155,33 @@ pub fn Overlay(props: &OverlayProps) -> Html {
             data-height={AttrValue::from(s.height.to_string())}
             data-meta-shapes={props.meta_shapes.map(|n| AttrValue::from(n.to_string()))}
             data-rendition={props.rendition.clone()}>
-            <div class="big">{
-                if props.counts_frames {
-                    format!("{} · {:.1} fps{}", props.transport, s.fps, if s.frozen { " · frozen" } else { "" })
-                } else {
-                    format!("{} · fps unknown", props.transport)
+            if props.compact {
+                <div>{ format!("{} · {:.1} fps", props.state, s.fps) }</div>
+                <div>{ latency.map_or_else(
+                    || "latency –".to_string(),
+                    |l| format!("{:.0} ms p50 · {:.0} p95", l.p50_ms, l.p95_ms),
+                ) }</div>
+            } else {
+                <div class="big">{
+                    if props.counts_frames {
+                        format!("{} · {:.1} fps{}", props.transport, s.fps, if s.frozen { " · frozen" } else { "" })
+                    } else {
+                        format!("{} · fps unknown", props.transport)
+                    }
+                }</div>
+                <div>{ latency_line }</div>
+                <div>{ format!(
+                    "jitter {} · {}×{} · {:.1} KB · {:.0} kbit/s",
+                    s.jitter_ms.map(|j| format!("{j:.1} ms")).unwrap_or_else(|| "–".into()),
+                    s.width, s.height, s.last_bytes as f64 / 1024.0, s.kbps
+                ) }</div>
+                <div>{ format!("skipped {} by the relay · {} here", s.skipped_upstream, s.skipped_here) }{
+                    props.rendition.as_ref().map(|r| format!(" · {r}")).unwrap_or_default()
+                }</div>
+                <div>{ clock_line }</div>
+                if let Some(w) = &s.waterfall {
+                    { waterfall_view(w) }
                 }
-            }</div>
-            <div>{ latency_line }</div>
-            <div>{ format!(
-                "jitter {} · {}×{} · {:.1} KB · {:.0} kbit/s",
-                s.jitter_ms.map(|j| format!("{j:.1} ms")).unwrap_or_else(|| "–".into()),
-                s.width, s.height, s.last_bytes as f64 / 1024.0, s.kbps
-            ) }</div>
-            <div>{ format!("skipped {} by the relay · {} here", s.skipped_upstream, s.skipped_here) }{
-                props.rendition.as_ref().map(|r| format!(" · {r}")).unwrap_or_default()
-            }</div>
-            <div>{ clock_line }</div>
-            if let Some(w) = &s.waterfall {
-                { waterfall_view(w) }
             }
             if let Some(note) = &props.note {
                 <div class="note">{ note.clone() }</div>

@@ -9,7 +9,7 @@ mod use_streams;
 
 pub use use_clock::{use_clock_probe, ClockHandle};
 pub use use_img_url::use_img_url;
-pub use use_player::use_player;
+pub use use_player::{use_player, Canvas};
 pub use use_stamp_reader::use_stamp_reader;
 pub use use_streams::{use_streams, AuthNeeded};
 

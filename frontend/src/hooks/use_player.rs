@@ -1,6 +1,9 @@
-//! Runs a [`Player`] on a canvas while `url` is set, and hands its figures to the component at
-//! overlay rate. `show_meta` is the viewer's switch for drawing frames' metadata, read by the
-//! player at each paint (switching it never reconnects).
+//! Runs a [`Player`] on one or more canvases while `url` is set, and hands each canvas's
+//! figures to the component at overlay rate. `show_meta` is the viewer's switch for drawing
+//! frames' metadata, read by the player at each paint (switching it never reconnects).
+//!
+//! A stream's viewer passes one canvas with no stream name (it takes every part); a wall passes
+//! one per stream on it, named as its parts' `X-Stream` name them.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -10,38 +13,65 @@ use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use super::{ClockHandle, OVERLAY_MS};
-use crate::player::{Player, PlayerView};
+use crate::player::{Player, PlayerView, Screen};
 
+/// A canvas for the player, and the stream it shows (`None`: the only one).
+#[derive(Clone, PartialEq)]
+pub struct Canvas {
+    pub stream: Option<AttrValue>,
+    pub node: NodeRef,
+}
+
+/// The figures of each of `canvases`, in their order; empty while nothing plays, and until the
+/// player for these canvases has figures (never another set's figures in this set's order). A
+/// new `url` or a new set of canvases starts a new player (and connection).
 #[hook]
-pub fn use_player(url: AttrValue, canvas: NodeRef, show_meta: bool) -> Option<PlayerView> {
+pub fn use_player(
+    url: Option<AttrValue>,
+    canvases: Rc<Vec<Canvas>>,
+    show_meta: bool,
+) -> Rc<Vec<PlayerView>> {
     let clock = use_context::<ClockHandle>().unwrap_or_default();
-    let view = use_state_eq(|| None::<PlayerView>);
+    // The figures, with the canvases they are for.
+    let views = use_state_eq(|| None::<(Rc<Vec<Canvas>>, Rc<Vec<PlayerView>>)>);
     let show = use_memo((), |_| Rc::new(Cell::new(show_meta)));
     show.set(show_meta);
     {
         let show = (*show).clone();
-        let view = view.clone();
-        use_effect_with(url, move |url| {
-            let running =
-                canvas.cast::<HtmlCanvasElement>().and_then(|canvas| {
-                    match Player::start(url.to_string(), canvas, show) {
-                        Ok(player) => {
-                            let player = Rc::new(player);
-                            let p = player.clone();
-                            let tick = Interval::new(OVERLAY_MS, move || {
-                                view.set(Some(p.view(clock.estimate())));
-                            });
-                            Some((player, tick))
-                        }
-                        Err(e) => {
-                            web_sys::console::error_1(&format!("player for {url}: {e}").into());
-                            None
-                        }
-                    }
-                });
+        let views = views.clone();
+        let for_canvases = canvases.clone();
+        use_effect_with((url, for_canvases), move |(url, canvases)| {
+            let screens: Result<Vec<Screen>, String> = canvases
+                .iter()
+                .map(|c| {
+                    let canvas = c
+                        .node
+                        .cast::<HtmlCanvasElement>()
+                        .ok_or_else(|| "its canvas is not on the page".to_string())?;
+                    Screen::new(c.stream.as_ref().map(|s| s.to_string()), canvas)
+                })
+                .collect();
+            let running = match (url, screens) {
+                (Some(url), Ok(screens)) if !screens.is_empty() => {
+                    let player = Rc::new(Player::start(url.to_string(), screens, show));
+                    let (p, canvases) = (player.clone(), canvases.clone());
+                    let tick = Interval::new(OVERLAY_MS, move || {
+                        views.set(Some((canvases.clone(), Rc::new(p.views(clock.estimate())))));
+                    });
+                    Some((player, tick))
+                }
+                (Some(url), Err(e)) => {
+                    web_sys::console::error_1(&format!("player for {url}: {e}").into());
+                    None
+                }
+                _ => None,
+            };
             // Dropping the interval drops the last handle: the player aborts its request.
             move || drop(running)
         });
     }
-    (*view).clone()
+    match &*views {
+        Some((c, v)) if *c == canvases => v.clone(),
+        _ => Rc::default(),
+    }
 }

@@ -355,14 +355,26 @@ impl Access {
             }
             Scope::Sign => vec![self.relay.iter().collect()],
         };
-        let sets: Vec<Vec<&Gate>> = sets.into_iter().filter(|set| !set.is_empty()).collect();
-        // Each gate once, however many streams it guards (a wall's streams share the relay's).
+        // Each gate once, however many streams it guards (a wall's streams share the relay's);
+        // the sets keep indices into `gates`.
         let mut gates: Vec<&Gate> = Vec::new();
-        for gate in sets.iter().flatten() {
-            if !gates.iter().any(|g| std::ptr::eq(*g, *gate)) {
-                gates.push(gate);
-            }
-        }
+        let sets: Vec<Vec<usize>> = sets
+            .into_iter()
+            .filter(|set| !set.is_empty())
+            .map(|set| {
+                set.into_iter()
+                    .map(
+                        |gate| match gates.iter().position(|g| std::ptr::eq(*g, gate)) {
+                            Some(i) => i,
+                            None => {
+                                gates.push(gate);
+                                gates.len() - 1
+                            }
+                        },
+                    )
+                    .collect()
+            })
+            .collect();
         if gates.is_empty() {
             return Ok(());
         }
@@ -402,12 +414,7 @@ impl Access {
                 *open |= self.opens(gate, p).await?;
             }
         }
-        let ok = sets.iter().all(|set| {
-            set.iter().any(|g| {
-                let i = gates.iter().position(|x| std::ptr::eq(*x, *g));
-                i.is_some_and(|i| opened[i])
-            })
-        });
+        let ok = sets.iter().all(|set| set.iter().any(|&i| opened[i]));
         if ok {
             Ok(())
         } else {
@@ -560,7 +567,9 @@ fn scope(path: &str, push_streams: &HashMap<String, Gate>) -> Scope {
     match segments.as_slice() {
         ["healthz"] => Scope::Open,
         ["metrics"] => Scope::Metrics,
-        ["streams", file] if *file == format!("{}.frames", mjpeg_shared::wire::WALL) => Scope::Wall,
+        ["streams", file] if file.strip_suffix(".frames") == Some(mjpeg_shared::wire::WALL) => {
+            Scope::Wall
+        }
         ["streams", file] => Scope::Stream {
             name: file
                 .rsplit_once('.')

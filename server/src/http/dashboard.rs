@@ -1,4 +1,5 @@
-//! The dashboard at `/`: from `--dashboard DIR` when given, else the copy built into the binary
+//! The dashboard at `/` (and its own pages, such as `/wall`: the same `index.html`, the app
+//! reads the address): from `--dashboard DIR` when given, else the copy built into the binary
 //! (`dist/` when the relay was compiled, through `rust-embed`), else the built-in page
 //! ([`super::page`]). Built in, `target/release/mjpeg-relay` copied anywhere (or installed from
 //! the `.deb`) serves the whole dashboard with nothing beside it.
@@ -69,14 +70,39 @@ impl Dashboard {
             Dashboard::Page => None,
         }
     }
+
+    /// The endpoint for the dashboard's own pages ([`PAGES`]): its `index.html`.
+    pub fn page_endpoint(&self) -> Option<poem::endpoint::BoxEndpoint<'static>> {
+        use poem::EndpointExt;
+        match self {
+            Dashboard::Dir(dir) => Some(
+                poem::endpoint::StaticFileEndpoint::new(dir.join("index.html"))
+                    .map_to_response()
+                    .boxed(),
+            ),
+            Dashboard::BuiltIn => Some(
+                poem::endpoint::make_sync(|req: Request| serve_built("index.html", &req))
+                    .map_to_response()
+                    .boxed(),
+            ),
+            Dashboard::Page => None,
+        }
+    }
 }
+
+/// Pages of the dashboard that are not files: each answers with `index.html`.
+pub const PAGES: &[&str] = &["/wall"];
 
 /// A file of the built-in dashboard. Trunk names every file but `index.html` by its content's
 /// hash, so those may be cached for good; `index.html` is revalidated by its `ETag`.
 #[handler]
 fn built_in(req: &Request) -> Response {
     let path = req.uri().path().trim_start_matches('/');
-    let path = if path.is_empty() { "index.html" } else { path };
+    serve_built(if path.is_empty() { "index.html" } else { path }, req)
+}
+
+/// The built-in dashboard's file at `path`, revalidated by its `ETag`.
+fn serve_built(path: &str, req: &Request) -> Response {
     let Some(file) = Built::get(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };

@@ -76,12 +76,12 @@ fn normalise(host: &str) -> String {
     bare.trim_end_matches('.').to_string()
 }
 
-/// Pages (`/`, `*.html`) are always answered whole: a 304 would carry a CSP computed without the
+/// Pages (`/`, `*.html`, the dashboard's own pages such as `/wall`) are always answered whole: a 304 would carry a CSP computed without the
 /// page, so without its scripts' hashes, and the browser would apply it to the cached page
 /// (blocking its scripts). Their conditional headers are dropped; pages are a few kilobytes.
 pub fn whole_pages(req: &mut Request) {
     let path = req.uri().path();
-    if path.ends_with('/') || path.ends_with(".html") {
+    if path.ends_with('/') || path.ends_with(".html") || super::dashboard::PAGES.contains(&path) {
         let headers = req.headers_mut();
         headers.remove(header::IF_NONE_MATCH);
         headers.remove(header::IF_MODIFIED_SINCE);

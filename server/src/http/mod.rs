@@ -141,6 +141,11 @@ pub fn routes(site: Arc<Site>, loopback: bool) -> impl poem::Endpoint {
         .at("/api/sign", poem::post(api::sign))
         .at("/healthz", get(api::healthz))
         .at("/metrics", get(metrics::metrics));
+    for path in dashboard::PAGES {
+        if let Some(page) = site.dashboard.page_endpoint() {
+            route = route.at(*path, get(page));
+        }
+    }
     route = match site.dashboard.endpoint() {
         Some(dashboard) => route.nest("/", dashboard),
         None => route.at("/", get(page::builtin_page)),

@@ -23,9 +23,8 @@ use crate::source::rendition::Rendition;
 
 /// A viewer may ask for any rate up to this; above the source's rate it changes nothing.
 pub const MAX_VIEWER_FPS: f64 = 1000.0;
-/// Streams one wall may carry: each is a viewer of its stream, with its caps. (The dashboard
-/// plays at most 32 streams.)
-pub const MAX_WALL_STREAMS: usize = 32;
+/// Streams one wall may carry: each is a viewer of its stream, with its caps.
+pub const MAX_WALL_STREAMS: usize = mjpeg_shared::wire::WALL_MAX_STREAMS;
 /// How long a snapshot of an idle stream waits for its source to produce a frame.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
