@@ -15,7 +15,10 @@ pub const WIDTH_STEP: u32 = 32;
 /// known source's (the relay refuses to enlarge, and one width applies to every stream on a
 /// wall); when every source's width is known and none is wider than that, the wall asks for no
 /// width and gets the sources' own frames. A source of unknown size (a push stream before its
-/// first frame) takes the width as asked: the relay clamps it per frame.
+/// first frame) beside known ones takes the width as asked: the relay clamps it per frame.
+/// When no size is known (a wall of sources that sleep until watched, as on first load) it asks
+/// for none: once the sizes are known a wider source costs one reconnect with a width, and a
+/// wall of narrow sources none.
 pub fn wall_url(seen: &[(&str, Option<u32>)], tile_px: u32) -> Option<String> {
     let seen = on_wall(seen);
     if seen.is_empty() || tile_px == 0 {
@@ -26,8 +29,9 @@ pub fn wall_url(seen: &[(&str, Option<u32>)], tile_px: u32) -> Option<String> {
     let known = || seen.iter().filter_map(|(_, w)| *w);
     let all_known = seen.iter().all(|(_, w)| w.is_some());
     let width = match known().max() {
+        None => None,
         Some(widest) if all_known && want >= widest => None,
-        _ => Some(known().min().map_or(want, |narrowest| want.min(narrowest))),
+        Some(_) => known().min().map(|narrowest| want.min(narrowest)),
     };
     Some(format!(
         "/streams/{WALL}.frames?names={names}{}",
@@ -61,12 +65,14 @@ mod tests {
             wall_url(&seen, 1300).as_deref(),
             Some("/streams/wall.frames?names=a,b")
         );
-        // A source of unknown size takes the width as asked (the relay clamps it per frame).
+        // No size known yet (sources asleep until watched): no width until they are.
         assert_eq!(
-            wall_url(&[("c", None)], 320).as_deref(),
-            Some("/streams/wall.frames?names=c&width=320")
+            wall_url(&[("c", None), ("d", None)], 320).as_deref(),
+            Some("/streams/wall.frames?names=c,d")
         );
-        // ... even beside a known one narrower than the tile: c must not come at full size.
+        // A source of unknown size beside known ones takes the width as asked (the relay clamps
+        // it per frame), even when the known one is narrower than the tile: c must not come at
+        // full size.
         assert_eq!(
             wall_url(&[("a", Some(320)), ("c", None)], 640).as_deref(),
             Some("/streams/wall.frames?names=a,c&width=320")

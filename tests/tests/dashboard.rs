@@ -881,18 +881,18 @@ async fn the_wall_plays_sixteen_streams_on_one_connection_and_only_what_is_seen(
         assert!(t.num("tileWidth").unwrap() >= 320.0, "{t:?}");
         assert!(t.num("latencyP50Ms").is_some(), "{t:?}");
     }
-    let viewers: Vec<u64> = relay
-        .list()
-        .await?
-        .streams
-        .iter()
-        .map(|s| s.viewers)
-        .collect();
-    assert_eq!(
-        viewers,
-        vec![1; 16],
-        "each stream on the wall is one viewer"
-    );
+    // Each stream on the wall is one viewer.
+    eventually(Duration::from_secs(10), || async {
+        let viewers: Vec<u64> = relay
+            .list()
+            .await?
+            .streams
+            .iter()
+            .map(|s| s.viewers)
+            .collect();
+        Ok((viewers == vec![1; 16]).then_some(()))
+    })
+    .await?;
     // One connection for the wall and one for the page's API calls; those that loaded the page
     // close when idle.
     eventually(Duration::from_secs(20), || async {
@@ -910,7 +910,7 @@ async fn the_wall_plays_sixteen_streams_on_one_connection_and_only_what_is_seen(
 
     // A short window: the tiles below it stop, and their streams lose their viewer.
     browser.client.set_window_size(1320, 420).await?;
-    let stopped = eventually(Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), || async {
         let tiles = wall_tiles(&browser).await?;
         let viewers: Vec<u64> = relay
             .list()
@@ -933,7 +933,6 @@ async fn the_wall_plays_sixteen_streams_on_one_connection_and_only_what_is_seen(
         Ok(ok.then_some(unseen))
     })
     .await?;
-    assert!(stopped.contains(&15), "{stopped:?}");
     // Scrolled to the bottom: the last tile plays again, the first stops.
     browser
         .client
@@ -1057,7 +1056,7 @@ async fn the_wall_page_is_the_dashboard_and_a_revalidation_gets_it_whole() -> Re
         .headers
         .get("etag")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("\"x\"")
+        .expect("the page has an ETag")
         .to_string();
     let again = mjpeg_relay_tests::request(
         relay.addr,

@@ -15,7 +15,7 @@ use gloo_timers::callback::Timeout;
 use mjpeg_shared::api::StreamInfo;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use web_sys::{Element, IntersectionObserver, IntersectionObserverEntry};
+use web_sys::{Element, IntersectionObserver, IntersectionObserverEntry, ResizeObserver};
 use yew::prelude::*;
 
 use super::overlay::Overlay;
@@ -72,30 +72,39 @@ pub fn Wall(props: &WallProps) -> Html {
         });
     }
     {
-        // The tiles' width in device pixels, now and once a window resize settles (a new
-        // width is a new connection).
-        let (tile_px, tiles) = (tile_px.setter(), tiles.clone());
-        use_effect_with(tiles.clone(), move |_| {
-            let measure = Rc::new(move || {
-                let css = tiles
-                    .first()
-                    .and_then(|t| t.canvas.cast::<Element>())
-                    .map_or(0, |c| c.client_width());
-                let dpr = web::window().device_pixel_ratio();
-                tile_px.set((f64::from(css.max(0)) * dpr).round() as u32);
-            });
+        // The tiles' width in device pixels, now and once a change of the first tile's size
+        // settles (a window resize, a scrollbar coming or going: a new width is a new
+        // connection).
+        let tile_px = tile_px.setter();
+        use_effect_with(tiles.clone(), move |tiles| {
+            let first = tiles.first().and_then(|t| t.canvas.cast::<Element>());
+            let measure = {
+                let first = first.clone();
+                Rc::new(move || {
+                    let css = first.as_ref().map_or(0, |c| c.client_width());
+                    let dpr = web::window().device_pixel_ratio();
+                    tile_px.set((f64::from(css.max(0)) * dpr).round() as u32);
+                })
+            };
             measure();
             let settle: Rc<RefCell<Option<Timeout>>> = Rc::default();
-            let listener = {
+            let on_resize = {
                 let settle = settle.clone();
-                web::Listener::new(&web::window(), "resize", move || {
+                Closure::<dyn FnMut()>::new(move || {
                     let measure = measure.clone();
                     *settle.borrow_mut() = Some(Timeout::new(SETTLE_MS, move || measure()));
                 })
             };
+            let observer = ResizeObserver::new(on_resize.as_ref().unchecked_ref()).ok();
+            if let (Some(observer), Some(first)) = (&observer, &first) {
+                observer.observe(first);
+            }
             move || {
-                drop(listener);
+                if let Some(observer) = observer {
+                    observer.disconnect();
+                }
                 settle.borrow_mut().take();
+                drop_later(on_resize);
             }
         });
     }
@@ -221,7 +230,13 @@ fn use_seen_tiles(tiles: Rc<Vec<Tile>>, seen: UseStateSetter<Vec<AttrValue>>) {
                 observer.disconnect();
             }
             settle.borrow_mut().take();
-            drop(on_change);
+            drop_later(on_change);
         }
     });
+}
+
+/// Drops an observer's callback a second from now, not at once: a disconnected observer may
+/// still deliver a notification it had queued, and calling a dropped closure throws.
+fn drop_later<T: ?Sized + 'static>(callback: Closure<T>) {
+    Timeout::new(1_000, move || drop(callback)).forget();
 }

@@ -23,8 +23,9 @@ pub struct Canvas {
 }
 
 /// The figures of each of `canvases`, in their order; empty while nothing plays, and until the
-/// player for these canvases has figures (never another set's figures in this set's order). A
-/// new `url` or a new set of canvases starts a new player (and connection).
+/// player for this `url` and these canvases has figures (never a stopped player's figures, nor
+/// another set's in this set's order). A new `url` or a new set of canvases starts a new player
+/// (and connection).
 #[hook]
 pub fn use_player(
     url: Option<AttrValue>,
@@ -32,15 +33,18 @@ pub fn use_player(
     show_meta: bool,
 ) -> Rc<Vec<PlayerView>> {
     let clock = use_context::<ClockHandle>().unwrap_or_default();
-    // The figures, with the canvases they are for.
-    let views = use_state_eq(|| None::<(Rc<Vec<Canvas>>, Rc<Vec<PlayerView>>)>);
+    // The figures, with the player (URL and canvases) they are for.
+    type Of = (Option<AttrValue>, Rc<Vec<Canvas>>);
+    let views = use_state_eq(|| None::<(Of, Rc<Vec<PlayerView>>)>);
     let show = use_memo((), |_| Rc::new(Cell::new(show_meta)));
     show.set(show_meta);
     {
         let show = (*show).clone();
         let views = views.clone();
-        let for_canvases = canvases.clone();
-        use_effect_with((url, for_canvases), move |(url, canvases)| {
+        use_effect_with((url.clone(), canvases.clone()), move |(url, canvases)| {
+            // A stopped player's figures go with it (the same URL back after a hidden tab is a
+            // new player).
+            views.set(None);
             let screens: Result<Vec<Screen>, String> = canvases
                 .iter()
                 .map(|c| {
@@ -54,9 +58,9 @@ pub fn use_player(
             let running = match (url, screens) {
                 (Some(url), Ok(screens)) if !screens.is_empty() => {
                     let player = Rc::new(Player::start(url.to_string(), screens, show));
-                    let (p, canvases) = (player.clone(), canvases.clone());
+                    let (p, of) = (player.clone(), (Some(url.clone()), canvases.clone()));
                     let tick = Interval::new(OVERLAY_MS, move || {
-                        views.set(Some((canvases.clone(), Rc::new(p.views(clock.estimate())))));
+                        views.set(Some((of.clone(), Rc::new(p.views(clock.estimate())))));
                     });
                     Some((player, tick))
                 }
@@ -71,7 +75,7 @@ pub fn use_player(
         });
     }
     match &*views {
-        Some((c, v)) if *c == canvases => v.clone(),
+        Some(((u, c), v)) if *u == url && *c == canvases => v.clone(),
         _ => Rc::default(),
     }
 }
