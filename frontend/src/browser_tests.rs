@@ -16,7 +16,7 @@ use web_sys::{
 };
 
 use crate::clock::Estimate;
-use crate::player::{Player, Screen};
+use crate::player::{Player, PlayerView, Screen};
 use crate::stamp_reader::StampReader;
 use crate::web;
 
@@ -164,10 +164,17 @@ async fn a_wall_player_paints_each_part_on_the_screen_of_its_stream() {
         Screen::new(Some("b".into()), b.clone()).unwrap(),
     ];
     let player = Player::start(url.clone(), screens, Default::default());
+    // Done when every part of a stream was painted or superseded and the newest was received:
+    // `last_seq` alone is the newest *received*, which may still be decoding while an older
+    // frame is on the canvas.
     let views = until(5_000, || {
         let v = player.views(None);
-        let done = v[0].stats.last_seq == Some(3) && v[1].stats.last_seq == Some(12);
-        (done && v.iter().all(|v| v.open_bitmaps == 0)).then_some(v)
+        let all = |v: &PlayerView, parts: u64, last: u64| {
+            v.stats.frames + v.stats.skipped_here == parts
+                && v.stats.last_seq == Some(last)
+                && v.open_bitmaps == 0
+        };
+        (all(&v[0], 3, 3) && all(&v[1], 2, 12)).then_some(v)
     })
     .await
     .unwrap_or_else(|| panic!("both streams painted within 5 s: {:?}", player.views(None)));
