@@ -216,6 +216,7 @@ pub async fn run(o: Opts) -> Result<Value> {
         "fetch_only": {
             "samples": fetch_only.len(),
             "latency_p50_ms_median": median(col(&fetch_only, &|s| s.fetch.num("latencyP50Ms"))),
+            "drawn_latency_p50_ms_median": median(col(&fetch_only, &|s| s.fetch.num("drawnLatencyP50Ms"))),
             "latency_p95_ms_median": median(col(&fetch_only, &|s| s.fetch.num("latencyP95Ms"))),
             "fps_median": median(col(&fetch_only, &|s| s.fetch.num("fps"))),
             "own_work_ms_per_frame_median": median(col(&fetch_only, &|s| s.fetch.num("mainThreadMs"))),
@@ -224,6 +225,7 @@ pub async fn run(o: Opts) -> Result<Value> {
         "compare": {
             "samples": compared.len(),
             "fetch_latency_p50_ms_median": median(col(&compared, &|s| s.fetch.num("latencyP50Ms"))),
+            "fetch_drawn_latency_p50_ms_median": median(col(&compared, &|s| s.fetch.num("drawnLatencyP50Ms"))),
             "img_latency_p50_ms_median": median(col(&compared, &|s| s.img.as_ref()?.num("latencyP50Ms"))),
             "img_minus_fetch_p50_ms_median": median(diffs.clone()),
             "img_minus_fetch_p50_ms_min": diffs.iter().cloned().fold(f64::NAN, f64::min),

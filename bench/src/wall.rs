@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mjpeg_relay_tests::browser::{Browser, Overlay};
+use mjpeg_relay_tests::browser::Browser;
 use serde_json::{json, Value};
 
 use crate::dashboard::{main_thread_cpu, median, page_renderer};
@@ -22,19 +22,6 @@ pub struct Opts {
     pub relay_pid: Option<u32>,
 }
 
-async fn tiles(b: &Browser) -> Result<Vec<Overlay>> {
-    let v = b
-        .client
-        .execute(
-            "return [...document.querySelectorAll('.tile .overlay.tile')].map(o => Object.assign({}, o.dataset));",
-            vec![],
-        )
-        .await?;
-    Ok(v.as_array()
-        .map(|a| a.iter().cloned().map(Overlay).collect())
-        .unwrap_or_default())
-}
-
 pub async fn run(o: Opts) -> Result<Value> {
     let browser = Browser::start(&[]).await?;
     browser
@@ -44,7 +31,7 @@ pub async fn run(o: Opts) -> Result<Value> {
     browser.client.goto(&o.url).await?;
     let started = Instant::now();
     loop {
-        let t = tiles(&browser).await?;
+        let t = browser.wall_tiles().await?;
         if !t.is_empty() && t.iter().all(|t| t.str("state") == Some("playing")) {
             break;
         }
@@ -66,7 +53,7 @@ pub async fn run(o: Opts) -> Result<Value> {
     let before = cpu();
     tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
     let after = cpu();
-    let t = tiles(&browser).await?;
+    let t = browser.wall_tiles().await?;
     let wall_url = browser
         .client
         .execute(

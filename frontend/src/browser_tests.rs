@@ -105,12 +105,11 @@ async fn player_paints_the_newest_frame_of_a_frames_body_and_closes_every_bitmap
     let c = canvas(1, 1);
     let player = Player::single(url.clone(), c.clone(), Default::default()).unwrap();
 
-    // The moment frame 3 is painted and nothing is left open (before the player, finding the
-    // body ended, reconnects and plays it again).
+    // The moment frame 3 is painted and nothing is left open (the player, finding the body
+    // ended, plays it again a moment later: any pass's end will do).
     let view = until(5_000, || {
         let v = player.view(None);
-        let done = v.stats.frames + v.stats.skipped_here == 3;
-        (done && v.stats.last_seq == Some(3) && v.open_bitmaps == 0).then_some(v)
+        played_through(&v, 3, 3).then_some(v)
     })
     .await
     .unwrap_or_else(|| panic!("frame 3 painted within 5 s: {:?}", player.view(None)));
@@ -164,17 +163,9 @@ async fn a_wall_player_paints_each_part_on_the_screen_of_its_stream() {
         Screen::new(Some("b".into()), b.clone()).unwrap(),
     ];
     let player = Player::start(url.clone(), screens, Default::default());
-    // Done when every part of a stream was painted or superseded and the newest was received:
-    // `last_seq` alone is the newest *received*, which may still be decoding while an older
-    // frame is on the canvas.
     let views = until(5_000, || {
         let v = player.views(None);
-        let all = |v: &PlayerView, parts: u64, last: u64| {
-            v.stats.frames + v.stats.skipped_here == parts
-                && v.stats.last_seq == Some(last)
-                && v.open_bitmaps == 0
-        };
-        (all(&v[0], 3, 3) && all(&v[1], 2, 12)).then_some(v)
+        (played_through(&v[0], 3, 3) && played_through(&v[1], 2, 12)).then_some(v)
     })
     .await
     .unwrap_or_else(|| panic!("both streams painted within 5 s: {:?}", player.views(None)));
@@ -195,6 +186,17 @@ async fn a_wall_player_paints_each_part_on_the_screen_of_its_stream() {
     }
     drop(player);
     Url::revoke_object_url(&url).unwrap();
+}
+
+/// True once every part of a body of `parts` frames, the last numbered `last`, was painted or
+/// superseded, so the canvas shows frame `last`. `last_seq` alone is the newest *received*,
+/// which may still be decoding while an older frame is on the canvas. A player replays a body
+/// that ended (it reconnects), so this holds at the end of any pass: with the newest received
+/// the last (`parts` times k received) and nothing waiting to be painted (at most two parts
+/// unresolved, one decoding and one waiting for it), a multiple of `parts` resolved is all.
+fn played_through(v: &PlayerView, parts: u64, last: u64) -> bool {
+    let resolved = v.stats.frames + v.stats.skipped_here;
+    resolved > 0 && resolved % parts == 0 && v.stats.last_seq == Some(last) && v.open_bitmaps == 0
 }
 
 /// The RGBA pixel at (x, y) of the canvas.
@@ -250,11 +252,16 @@ async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall
         let c = canvas(1, 1);
         let player = Player::single(url.clone(), c.clone(), std::rc::Rc::new(show.into())).unwrap();
         // Every part painted or superseded, and nothing left open: frame 3, the newest, is on
-        // the canvas.
+        // the canvas; and presented (the animation frame after its draw), so the waterfall is
+        // frame 3's.
         let view = until(5_000, || {
             let v = player.view(clock);
-            let done = v.stats.frames + v.stats.skipped_here == 3;
-            (done && v.stats.last_seq == Some(3) && v.open_bitmaps == 0).then_some(v)
+            let presented = v
+                .stats
+                .waterfall
+                .as_ref()
+                .is_some_and(|w| w.segments.len() == 5);
+            (played_through(&v, 3, 3) && presented).then_some(v)
         })
         .await
         .unwrap_or_else(|| panic!("frame 3 painted within 5 s: {:?}", player.view(clock)));
@@ -282,7 +289,10 @@ async fn metadata_is_drawn_over_its_own_frame_only_and_stages_make_the_waterfall
         // Frame 3's checkpoints, and the segments add up to the total.
         let w = view.stats.waterfall.expect("a waterfall");
         let names: Vec<&str> = w.segments.iter().map(|(n, _)| &**n).collect();
-        assert_eq!(names, ["inferred", "received", "arrived", "painted"]);
+        assert_eq!(
+            names,
+            ["inferred", "received", "arrived", "painted", "presented"]
+        );
         assert_eq!((w.segments[0].1, w.segments[1].1), (20.0, 2.0));
         let sum: f64 = w.segments.iter().map(|(_, ms)| ms).sum();
         assert!((sum - w.total_ms).abs() < 1e-3, "{w:?}");
@@ -331,8 +341,10 @@ async fn stamp_reader_reads_an_img_and_knows_a_picture_without_a_stamp() {
         until(5_000, || reader.view(clock).showing.then_some(()))
             .await
             .expect("the image loaded within 5 s");
-        // Some animation frames later the stamp is read, or known to be absent.
-        let view = until(1_000, || Some(reader.view(clock)).filter(|v| v.stamped))
+        // Some animation frames later the stamp is read (waited for up to 5 s), or known to be
+        // absent (none read for 1 s).
+        let wait = if want.is_some() { 5_000 } else { 1_000 };
+        let view = until(wait, || Some(reader.view(clock)).filter(|v| v.stamped))
             .await
             .unwrap_or_else(|| reader.view(clock));
         assert_eq!(view.stamped, want.is_some(), "{view:?}");

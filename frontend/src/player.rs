@@ -260,9 +260,9 @@ impl Player {
             show_meta,
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
-        *inner.paint_frames.borrow_mut() = Some(web::AnimationFrames::new(move || {
+        *inner.paint_frames.borrow_mut() = Some(web::AnimationFrames::new(move |at| {
             if let Some(inner) = weak.upgrade() {
-                inner.paint();
+                inner.paint(at);
             }
         }));
         spawn_local(run(inner.clone()));
@@ -665,19 +665,27 @@ impl Inner {
         }
     }
 
-    /// Animation frame: every screen with a new frame draws it.
-    fn paint(&self) {
+    /// Animation frame beginning at `at`: what was drawn in the last one is presented now;
+    /// every screen with a new frame draws it, and one more animation frame is asked for to
+    /// present that.
+    fn paint(&self, at: f64) {
+        let mut drawn = false;
         for screen in &self.screens {
-            screen.paint(self.show_meta.get());
+            screen.stats.borrow_mut().on_presented(at);
+            drawn |= screen.paint(self.show_meta.get());
+        }
+        if drawn {
+            self.schedule_paint();
         }
     }
 }
 
 impl Screen {
-    /// Draws the newest decoded frame, closes its bitmap, counts the paint.
-    fn paint(&self, show_meta: bool) {
+    /// Draws the newest decoded frame, closes its bitmap, counts the paint; false when there
+    /// was none.
+    fn paint(&self, show_meta: bool) -> bool {
         let Some(d) = self.pending.borrow_mut().take() else {
-            return;
+            return false;
         };
         let started = web::now_us();
         let (w, h) = (d.bitmap.width(), d.bitmap.height());
@@ -708,6 +716,7 @@ impl Screen {
         if self.first_paint_ms.get().is_none() {
             self.first_paint_ms.set(Some(web::since_navigation_ms()));
         }
+        true
     }
 
     fn close(&self, bitmap: ImageBitmap) {

@@ -63,9 +63,9 @@ impl StampReader {
             frames: RefCell::new(None),
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
-        *inner.frames.borrow_mut() = Some(web::AnimationFrames::new(move || {
+        *inner.frames.borrow_mut() = Some(web::AnimationFrames::new(move |at| {
             if let Some(inner) = weak.upgrade() {
-                inner.tick();
+                inner.tick(at);
                 inner.schedule();
             }
         }));
@@ -102,7 +102,10 @@ impl Inner {
         }
     }
 
-    fn tick(&self) {
+    /// Animation frame beginning at `at`: a frame read in the last one is on screen now; a new
+    /// stamp here is a frame the browser shows from this one on.
+    fn tick(&self, at: f64) {
+        self.stats.borrow_mut().on_presented(at);
         let (w, h) = (self.img.natural_width(), self.img.natural_height());
         if w == 0 || h == 0 {
             return;

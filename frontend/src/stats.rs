@@ -7,6 +7,12 @@
 //! estimate, so frames painted before the first clock probe returned still count, and a better
 //! estimate corrects the whole window at once.
 //!
+//! Two latencies per frame: *drawn* (capture to the moment the picture was put on the canvas,
+//! or, on the `<img>` path, first read back from it) and *presented* (capture to the timestamp
+//! of the next animation frame after that, [`FrameStats::on_presented`]: the frame that puts the
+//! drawing on screen). Presented is the headline; a frame counts in either only once it is
+//! presented, so both are taken over the same frames and presented is never below drawn.
+//!
 //! Windows: FPS over the last 1 s, latency percentiles over the last 2 s, bitrate over the last
 //! 1 s, jitter as in RFC 3550 (J += (|D| - J) / 16 over successive transit differences, which needs
 //! no clock sync). Plain Rust, no browser.
@@ -19,6 +25,10 @@ use crate::waterfall::{self, Waterfall};
 
 const FPS_WINDOW_US: f64 = 1e6;
 const LATENCY_WINDOW_US: f64 = 2e6;
+/// The longest wait from a draw to the next animation frame that still counts as presenting
+/// it. Longer, animation frames had stopped (a hidden tab): when the picture reached the
+/// screen, if at all, is not known, so the frame counts in neither latency.
+const MAX_PRESENT_WAIT_US: f64 = 100_000.0;
 /// Chart points kept: one a second, the last minute.
 pub const HISTORY_POINTS: usize = 60;
 const HISTORY_STEP_US: f64 = 1e6;
@@ -46,8 +56,11 @@ pub struct Snapshot {
     pub frames: u64,
     /// Frames painted in the last second.
     pub fps: f64,
-    /// None until a frame with a capture time was painted and the clock is known.
+    /// Capture to presented (module docs). None until a frame with a capture time was
+    /// presented and the clock is known.
     pub latency: Option<LatencySummary>,
+    /// Capture to drawn, over the same frames as `latency`.
+    pub drawn_latency: Option<LatencySummary>,
     /// RFC 3550 interarrival jitter, ms; None before two timed frames.
     pub jitter_ms: Option<f64>,
     /// Size of the newest frame, bytes.
@@ -72,11 +85,20 @@ pub struct Snapshot {
     pub waterfall: Option<waterfall::Summary>,
 }
 
+/// A painted frame: its transit when drawn (local time minus capture time; None without a
+/// capture time) and how long after the draw it was presented (None until the next animation
+/// frame).
+#[derive(Clone, Copy, Debug)]
+struct Paint {
+    transit: Option<f64>,
+    presented_after: Option<f64>,
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct FrameStats {
-    /// (local time, transit) of paints in the last 2 s.
-    painted: VecDeque<(f64, Option<f64>)>,
+    /// (local time drawn, paint) of the last 2 s.
+    painted: VecDeque<(f64, Paint)>,
     /// (local time, bytes) of parts received in the last 1 s.
     received: VecDeque<(f64, usize)>,
     /// (local time, microseconds) of main-thread work in the last 2 s.
@@ -129,8 +151,31 @@ impl FrameStats {
         self.width = width;
         self.height = height;
         self.last_paint = Some(at);
-        self.painted.push_back((at, capture_us.map(|c| at - c)));
+        let paint = Paint {
+            transit: capture_us.map(|c| at - c),
+            presented_after: None,
+        };
+        self.painted.push_back((at, paint));
         prune(&mut self.painted, at - LATENCY_WINDOW_US);
+    }
+
+    /// An animation frame began at local time `at` (its callback's timestamp): the frames drawn
+    /// before it are on screen with it. Call it before drawing anything in that frame. A
+    /// timestamp before the draw (a late callback's frame began earlier) counts as the draw's
+    /// own moment, so presented is never below drawn; one more than [`MAX_PRESENT_WAIT_US`]
+    /// after it presents nothing known.
+    pub fn on_presented(&mut self, at: f64) {
+        for (drawn, paint) in self.painted.iter_mut().rev() {
+            if paint.presented_after.is_some() {
+                break;
+            }
+            let after = (at - *drawn).max(0.0);
+            if after > MAX_PRESENT_WAIT_US {
+                paint.transit = None;
+            }
+            paint.presented_after = Some(after);
+        }
+        self.waterfall.on_presented(at, MAX_PRESENT_WAIT_US);
     }
 
     /// A frame painted at `at` passed these checkpoints (fetch path): its capture time, its
@@ -202,18 +247,19 @@ impl FrameStats {
             .filter(|(at, _)| *at > now - FPS_WINDOW_US)
             .count() as f64
             / (FPS_WINDOW_US / 1e6);
-        let latency = clock.and_then(|clock| {
-            let mut transits: Vec<f64> = self.painted.iter().filter_map(|(_, t)| *t).collect();
-            if transits.is_empty() {
-                return None;
-            }
-            transits.sort_by(f64::total_cmp);
-            Some(LatencySummary {
-                p50_ms: clock.latency(percentile(&transits, 50.0)).ms,
-                p95_ms: clock.latency(percentile(&transits, 95.0)).ms,
-                flagged: clock.latency(transits[0]).flagged,
-            })
-        });
+        // Both over the frames presented: the same frames, so presented >= drawn holds for
+        // every percentile too.
+        let presented = || {
+            self.painted
+                .iter()
+                .filter(|(_, p)| p.presented_after.is_some())
+        };
+        let drawn = presented().filter_map(|(_, p)| p.transit);
+        let latency = summary(
+            clock,
+            presented().filter_map(|(_, p)| Some(p.transit? + p.presented_after?)),
+        );
+        let drawn_latency = summary(clock, drawn);
         let bytes: usize = self.received.iter().map(|(_, b)| b).sum();
         let main_thread_ms = (!self.painted.is_empty()).then(|| {
             self.work.iter().map(|(_, us)| us).sum::<f64>() / self.painted.len() as f64 / 1000.0
@@ -239,6 +285,7 @@ impl FrameStats {
             frames: self.frames,
             fps,
             latency,
+            drawn_latency,
             jitter_ms: self.jitter_us.map(|j| j / 1000.0),
             last_bytes: self.last_bytes,
             kbps: bytes as f64 * 8.0 / 1000.0 / (FPS_WINDOW_US / 1e6),
@@ -274,6 +321,21 @@ fn prune<T>(q: &mut VecDeque<(f64, T)>, cutoff: f64) {
     }
 }
 
+/// Median and p95 of these transits as latencies; None without a clock or a transit.
+fn summary(clock: Option<Estimate>, transits: impl Iterator<Item = f64>) -> Option<LatencySummary> {
+    let clock = clock?;
+    let mut transits: Vec<f64> = transits.collect();
+    if transits.is_empty() {
+        return None;
+    }
+    transits.sort_by(f64::total_cmp);
+    Some(LatencySummary {
+        p50_ms: clock.latency(percentile(&transits, 50.0)).ms,
+        p95_ms: clock.latency(percentile(&transits, 95.0)).ms,
+        flagged: clock.latency(transits[0]).flagged,
+    })
+}
+
 /// Nearest-rank percentile of sorted, non-empty `v`.
 fn percentile(v: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
@@ -289,7 +351,8 @@ mod tests {
         error_us: 100.0,
     };
 
-    /// A 30 fps stream whose frames are painted `delay_ms(i)` after capture.
+    /// A 30 fps stream whose frames are painted `delay_ms(i)` after capture, each presented at
+    /// once.
     fn run(stats: &mut FrameStats, frames: u64, delay_ms: impl Fn(u64) -> f64) -> f64 {
         let mut now = 0.0;
         for i in 0..frames {
@@ -297,6 +360,7 @@ mod tests {
             now = capture + delay_ms(i) * 1000.0;
             stats.on_received(now - 1000.0, Some(i), Some(capture), 40_000);
             stats.on_painted(now, Some(capture), 640, 480);
+            stats.on_presented(now);
         }
         now
     }
@@ -351,6 +415,55 @@ mod tests {
             (l.p50_ms, l.flagged),
             (0.0, true),
             "never negative; flagged"
+        );
+    }
+
+    #[test]
+    fn presented_is_the_next_animation_frame_and_counts_only_frames_it_presented() {
+        let mut s = FrameStats::new();
+        // Frames captured 33 ms apart, drawn 10 ms after capture, and the next animation frame
+        // 6 ms after each draw; the last frame is drawn but not yet presented.
+        let capture = |i: u32| 1e9 + f64::from(i) * 33_333.0;
+        for i in 0..10 {
+            s.on_painted(capture(i) + 10_000.0, Some(capture(i)), 640, 480);
+            if i < 9 {
+                s.on_presented(capture(i) + 16_000.0);
+            }
+        }
+        let snap = s.snapshot(capture(9) + 11_000.0, Some(CLOCK));
+        assert_eq!(snap.frames, 10, "every draw is a frame");
+        let (p, d) = (snap.latency.unwrap(), snap.drawn_latency.unwrap());
+        assert_eq!((p.p50_ms, p.p95_ms), (16.0, 16.0));
+        assert_eq!((d.p50_ms, d.p95_ms), (10.0, 10.0));
+        s.on_presented(capture(9) + 16_000.0);
+        // One animation frame presents everything drawn before it, and a timestamp before the
+        // draw (a late callback) counts as the draw itself: never below drawn.
+        s.on_painted(capture(10) + 10_000.0, Some(capture(10)), 640, 480);
+        s.on_presented(capture(10) + 9_000.0);
+        s.on_painted(capture(11) + 10_000.0, Some(capture(11)), 640, 480);
+        s.on_presented(capture(11) + 30_000.0);
+        s.on_presented(capture(11) + 50_000.0);
+        let snap = s.snapshot(capture(11) + 60_000.0, Some(CLOCK));
+        let (p, d) = (snap.latency.unwrap(), snap.drawn_latency.unwrap());
+        assert_eq!(d.p95_ms, 10.0);
+        assert_eq!(
+            p.p95_ms, 30.0,
+            "the first frame after the draw presents it, not a later one"
+        );
+        // A frame drawn before animation frames stopped (a hidden tab) and "presented" when they
+        // resumed counts as a frame, in neither latency.
+        s.on_painted(capture(12) + 10_000.0, Some(capture(12)), 640, 480);
+        s.on_presented(capture(12) + 400_000.0);
+        let later = s.snapshot(capture(12) + 400_000.0, Some(CLOCK));
+        assert_eq!(later.frames, snap.frames + 1);
+        assert_eq!(later.latency.unwrap().p95_ms, 30.0);
+        // No frames presented yet: no latency, whatever was drawn.
+        let mut s = FrameStats::new();
+        s.on_painted(1e9 + 10_000.0, Some(1e9), 640, 480);
+        let snap = s.snapshot(1e9 + 12_000.0, Some(CLOCK));
+        assert_eq!(
+            (snap.latency, snap.drawn_latency, snap.frames),
+            (None, None, 1)
         );
     }
 

@@ -1,18 +1,19 @@
 //! Where a frame's time goes, capture to screen: the pipeline's stages (`X-Stage-*`, the relay's
-//! `received` among them), then `arrived` (its last byte read here) and `painted` (drawn onto
-//! the canvas), as medians over the last 2 s.
+//! `received` among them), then `arrived` (its last byte read here), `painted` (drawn onto
+//! the canvas) and `presented` (the next animation frame after the draw: see `stats`), as
+//! medians over the last 2 s of frames presented.
 //!
 //! Each checkpoint's median is taken of the time from capture to it, and a segment is the step
 //! from one checkpoint's median to the next: so the segments add up to the total exactly, and
 //! each bar of the waterfall starts where the frame typically was at the checkpoint before.
 //! (Medians of the segments themselves would not add up to the median total.)
 //!
-//! Stage times are on the pusher's or the relay's clock, like the capture time; `arrived` and
-//! `painted` are local and go through the clock estimate, as the latency does. A segment may come
+//! Stage times are on the pusher's or the relay's clock, like the capture time; `arrived`,
+//! `painted` and `presented` are local and go through the clock estimate, as the latency does. A segment may come
 //! out negative when those clocks disagree by more than it lasts; it is shown as it is.
 //!
 //! Checkpoint names are unique within a frame: a stage named again (`received` once per relay
-//! hop) or named like the dashboard's own (`arrived`, `painted`, `total`) gets `-2`, `-3`, ...
+//! hop) or named like the dashboard's own (`arrived`, `painted`, `presented`, `total`) gets `-2`, `-3`, ...
 //! Plain Rust, no browser.
 
 use std::collections::VecDeque;
@@ -21,9 +22,10 @@ use std::rc::Rc;
 use crate::clock::Estimate;
 
 const WINDOW_US: f64 = 2e6;
-/// The two checkpoints the dashboard adds after the relay's, and the name of the whole.
+/// The checkpoints the dashboard adds after the relay's, and the name of the whole.
 pub const ARRIVED: &str = "arrived";
 pub const PAINTED: &str = "painted";
+pub const PRESENTED: &str = "presented";
 pub const TOTAL: &str = "total";
 
 /// The waterfall at one moment.
@@ -31,7 +33,7 @@ pub const TOTAL: &str = "total";
 pub struct Summary {
     /// (checkpoint, ms from the checkpoint before it, capture first), in order.
     pub segments: Vec<(Rc<str>, f64)>,
-    /// Capture to painted, ms: the median of the frames it was taken over.
+    /// Capture to presented, ms: the median of the frames it was taken over.
     pub total_ms: f64,
     /// Frames it was taken over.
     pub frames: usize,
@@ -45,6 +47,8 @@ struct Frame {
     source_us: Vec<f64>,
     arrived_transit: f64,
     painted_transit: f64,
+    /// None until the next animation frame after the paint.
+    presented_transit: Option<f64>,
 }
 
 /// See the module docs.
@@ -62,8 +66,10 @@ type Names = Rc<[Rc<str>]>;
 
 /// The checkpoints of a frame with these stages, made unique (module docs).
 fn checkpoint_names(stages: &[(String, u64)]) -> Names {
-    let mut taken: Vec<String> = [ARRIVED, PAINTED, TOTAL].map(String::from).to_vec();
-    let mut names: Vec<Rc<str>> = Vec::with_capacity(stages.len() + 2);
+    let mut taken: Vec<String> = [ARRIVED, PAINTED, PRESENTED, TOTAL]
+        .map(String::from)
+        .to_vec();
+    let mut names: Vec<Rc<str>> = Vec::with_capacity(stages.len() + 3);
     for (stage, _) in stages {
         let mut name = stage.clone();
         let mut n = 2;
@@ -74,7 +80,7 @@ fn checkpoint_names(stages: &[(String, u64)]) -> Names {
         names.push(Rc::from(name.as_str()));
         taken.push(name);
     }
-    names.extend([Rc::from(ARRIVED), Rc::from(PAINTED)]);
+    names.extend([Rc::from(ARRIVED), Rc::from(PAINTED), Rc::from(PRESENTED)]);
     names.into()
 }
 
@@ -109,32 +115,55 @@ impl Waterfall {
                 source_us: stages.iter().map(|(_, t)| *t as f64 - capture_us).collect(),
                 arrived_transit: arrived_at - capture_us,
                 painted_transit: at - capture_us,
+                presented_transit: None,
             },
         ));
         self.prune(at);
     }
 
-    /// The waterfall over the frames painted in the 2 s before `now` that passed the same
-    /// checkpoints as the newest; None before a frame or without a clock.
+    /// An animation frame began at local time `at`: the frames painted before it are presented
+    /// (never before their paint), and those painted more than `max_wait` before it are
+    /// forgotten (`FrameStats::on_presented`).
+    pub fn on_presented(&mut self, at: f64, max_wait: f64) {
+        // The frames not yet presented are the newest ones.
+        let mut presented = Vec::new();
+        while let Some((painted_at, mut f)) = self.frames.pop_back() {
+            if f.presented_transit.is_some() {
+                self.frames.push_back((painted_at, f));
+                break;
+            }
+            let after = (at - painted_at).max(0.0);
+            if after <= max_wait {
+                f.presented_transit = Some(f.painted_transit + after);
+                presented.push((painted_at, f));
+            }
+        }
+        self.frames.extend(presented.into_iter().rev());
+    }
+
+    /// The waterfall over the frames painted in the 2 s before `now` and presented that passed
+    /// the same checkpoints as the newest of them; None before one or without a clock.
     pub fn summary(&mut self, now: f64, clock: Option<Estimate>) -> Option<Summary> {
         self.prune(now);
         let clock = clock?;
-        let names = self.frames.back()?.1.names.clone();
-        let frames: Vec<&Frame> = self
+        let presented = self
             .frames
             .iter()
-            .map(|(_, f)| f)
-            .filter(|f| Rc::ptr_eq(&f.names, &names) || f.names == names)
+            .filter_map(|(_, f)| Some((f, f.presented_transit?)));
+        let names = presented.clone().next_back()?.0.names.clone();
+        let frames: Vec<(&Frame, f64)> = presented
+            .filter(|(f, _)| Rc::ptr_eq(&f.names, &names) || f.names == names)
             .collect();
         let mut segments = Vec::with_capacity(names.len());
         let mut before = 0.0;
         for (k, name) in names.iter().enumerate() {
             let mut at: Vec<f64> = frames
                 .iter()
-                .map(|f| match f.source_us.get(k) {
+                .map(|(f, presented)| match f.source_us.get(k) {
                     Some(us) => us / 1000.0,
                     None if k == f.source_us.len() => clock.latency(f.arrived_transit).ms,
-                    None => clock.latency(f.painted_transit).ms,
+                    None if k == f.source_us.len() + 1 => clock.latency(f.painted_transit).ms,
+                    None => clock.latency(*presented).ms,
                 })
                 .collect();
             at.sort_by(f64::total_cmp);
@@ -163,6 +192,9 @@ impl Waterfall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest wait from paint to presentation counted.
+    const WAIT: f64 = 100_000.0;
 
     const CLOCK: Estimate = Estimate {
         offset_us: 0.0,
@@ -193,15 +225,20 @@ mod tests {
                 &stages(inferred, received),
                 1e9 + arrived,
             );
+            w.on_presented(1e9 + painted + 4_000.0, WAIT);
         }
         let s = w.summary(1e9 + 60_000.0, Some(CLOCK)).expect("a waterfall");
         let names: Vec<&str> = s.segments.iter().map(|(n, _)| &**n).collect();
-        assert_eq!(names, ["inferred", "received", "arrived", "painted"]);
+        assert_eq!(
+            names,
+            ["inferred", "received", "arrived", "painted", "presented"]
+        );
         let sum: f64 = s.segments.iter().map(|(_, ms)| ms).sum();
         assert!((sum - s.total_ms).abs() < 1e-9, "{sum} vs {}", s.total_ms);
         assert_eq!(s.segments[0].1, 24.0);
         assert_eq!(s.segments[1].1, 2.0);
         assert_eq!(s.segments[2].1, 1.0);
+        assert_eq!(s.segments[4].1, 4.0);
         assert!(s.segments.iter().all(|(_, ms)| *ms >= 0.0));
         assert_eq!(s.frames, 9);
     }
@@ -216,8 +253,13 @@ mod tests {
             &stages(10_000.0, 12_000.0),
             1e9 + 13_000.0,
         );
-        // A frame with no stages (the pusher stopped stamping): only arrived and painted.
+        w.on_presented(1e9 + 40_000.0, WAIT);
+        // A frame with no stages (the pusher stopped stamping): only the local checkpoints.
         w.on_painted(1e9 + 64_000.0, 1e9 + 33_000.0, &[], 1e9 + 40_000.0);
+        // Not presented yet: the summary is of the frame before.
+        let s = w.summary(1e9 + 64_000.0, Some(CLOCK)).unwrap();
+        assert_eq!(s.segments.len(), 5);
+        w.on_presented(1e9 + 70_000.0, WAIT);
         assert_eq!(
             w.summary(1e9 + 64_000.0, None),
             None,
@@ -226,9 +268,18 @@ mod tests {
         let s = w.summary(1e9 + 64_000.0, Some(CLOCK)).unwrap();
         assert_eq!(
             s.segments,
-            vec![(Rc::from(ARRIVED), 7.0), (Rc::from(PAINTED), 24.0)]
+            vec![
+                (Rc::from(ARRIVED), 7.0),
+                (Rc::from(PAINTED), 24.0),
+                (Rc::from(PRESENTED), 6.0)
+            ]
         );
         assert_eq!(s.frames, 1);
+        // A frame "presented" long after its paint (animation frames had stopped) is forgotten:
+        // the summary is still of the frame before.
+        w.on_painted(1e9 + 100_000.0, 1e9 + 66_000.0, &[], 1e9 + 80_000.0);
+        w.on_presented(1e9 + 300_000.0, WAIT);
+        assert_eq!(w.summary(1e9 + 300_000.0, Some(CLOCK)).unwrap(), s);
         assert_eq!(w.summary(1e9 + 3e6, Some(CLOCK)), None);
     }
 
@@ -250,7 +301,8 @@ mod tests {
                 "painted-2",
                 "total-2",
                 "arrived",
-                "painted"
+                "painted",
+                "presented"
             ]
         );
     }
@@ -264,6 +316,7 @@ mod tests {
             &stages(10_000.0, 12_000.0),
             1e9 + 20_000.0,
         );
+        w.on_presented(1e9 + 32_000.0, WAIT);
         // The relay's clock is 5 ms ahead of the browser's.
         let ahead = Estimate {
             offset_us: 5_000.0,
@@ -271,7 +324,7 @@ mod tests {
         };
         let s = w.summary(1e9 + 30_000.0, Some(ahead)).unwrap();
         let ms: Vec<f64> = s.segments.iter().map(|(_, ms)| *ms).collect();
-        assert_eq!(ms, [10.0, 2.0, 13.0, 10.0]);
-        assert_eq!(s.total_ms, 35.0);
+        assert_eq!(ms, [10.0, 2.0, 13.0, 10.0, 2.0]);
+        assert_eq!(s.total_ms, 37.0);
     }
 }

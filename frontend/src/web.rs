@@ -48,6 +48,12 @@ impl std::fmt::Display for HttpError {
 /// GET `url` as JSON, with the kept token if any; the error names the HTTP status and the
 /// relay's message.
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, HttpError> {
+    Ok(get_json_from(url).await?.0)
+}
+
+/// [`get_json`], and the absolute URL the answer came from, as the browser fetched it (its
+/// Resource Timing entry's name: gloo-net rewrites a URL's query, adding a `&`).
+pub async fn get_json_from<T: DeserializeOwned>(url: &str) -> Result<(T, String), HttpError> {
     let mut req = gloo_net::http::Request::get(url).cache(RequestCache::NoStore);
     if let Some(auth) = crate::auth::header() {
         req = req.header("Authorization", &auth);
@@ -67,10 +73,54 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, HttpError> {
             message: format!("{url}: {} {msg}", resp.status()),
         });
     }
-    resp.json::<T>().await.map_err(|e| HttpError {
+    let body = resp.json::<T>().await.map_err(|e| HttpError {
         status: resp.status(),
         message: format!("{url}: bad JSON: {e}"),
-    })
+    })?;
+    Ok((body, resp.url()))
+}
+
+/// How coarse the page's timers are: without cross-origin isolation Chromium rounds
+/// `performance.now()` and Resource Timing to 100 µs, up or down at random.
+const TIMER_RESOLUTION_US: f64 = 100.0;
+
+/// When the browser's network stack sent the request for the absolute `url` and when the first
+/// byte of its answer came (Resource Timing's `requestStart` and `responseStart`), on the
+/// [`now_us`] scale, widened by the timers' resolution on each side so the true moments lie
+/// within. These are taken off the main thread, so unlike the moments a script sees, they do
+/// not wait behind its other work. None when the browser does not say (the entry is added when
+/// the response ends, so it is looked for twice).
+pub async fn request_window_us(url: &str) -> Option<(f64, f64)> {
+    let perf = window().performance()?;
+    let origin_ms = perf.time_origin();
+    for _ in 0..2 {
+        let entries = perf.get_entries_by_name_with_entry_type(url, "resource");
+        let newest = entries.length().checked_sub(1).and_then(|i| {
+            entries
+                .get(i)
+                .dyn_into::<web_sys::PerformanceResourceTiming>()
+                .ok()
+        });
+        if let Some(e) = newest {
+            // 0 means "not exposed" (a cross-origin answer without Timing-Allow-Origin).
+            return (e.request_start() > 0.0).then(|| {
+                (
+                    (origin_ms + e.request_start()) * 1000.0 - TIMER_RESOLUTION_US,
+                    (origin_ms + e.response_start()) * 1000.0 + TIMER_RESOLUTION_US,
+                )
+            });
+        }
+        sleep_ms(20).await;
+    }
+    None
+}
+
+/// Empties the page's Resource Timing buffer. It keeps 250 entries by default and then drops
+/// new ones; the dashboard reads only its clock probes' entries, so each probe clears it first.
+pub fn clear_resource_timings() {
+    if let Some(perf) = window().performance() {
+        perf.clear_resource_timings();
+    }
 }
 
 /// True when the relay itself answers its `/api/time`: with the time, or refusing the
@@ -132,12 +182,15 @@ pub struct AnimationFrames {
 }
 
 impl AnimationFrames {
-    pub fn new(mut on_frame: impl FnMut() + 'static) -> Self {
+    /// `on_frame` gets the frame's timestamp (when the frame began, the same for every callback
+    /// in it) on the [`now_us`] scale.
+    pub fn new(mut on_frame: impl FnMut(f64) + 'static) -> Self {
         let pending = Rc::new(Cell::new(None));
         let p = pending.clone();
-        let closure = Closure::new(move |_: f64| {
+        let origin_ms = window().performance().map_or(0.0, |p| p.time_origin());
+        let closure = Closure::new(move |timestamp_ms: f64| {
             p.set(None);
-            on_frame();
+            on_frame((origin_ms + timestamp_ms) * 1000.0);
         });
         AnimationFrames { closure, pending }
     }

@@ -21,6 +21,9 @@ use crate::source::camera::nokhwa::NokhwaBackend;
 pub fn main() -> ExitCode {
     // clap exits with code 2 and names the bad argument.
     let cli = Cli::parse();
+    if let Some(ms) = cli.clock_shift_ms {
+        crate::clock::shift_by_micros(ms.saturating_mul(1000));
+    }
     match cli.command {
         Some(Command::Cameras) => {
             init_tracing(cli.log.as_deref().unwrap_or("warn"));

@@ -1,11 +1,25 @@
 //! Wall-clock time as the relay states it everywhere: Unix microseconds (capture times,
 //! `X-Timestamp`, `/api/time`).
+//!
+//! One process-wide shift can be set at startup (`--clock-shift-ms`, a test hook): a relay whose
+//! machine clock is off, so tests can check that clients measure their offset to it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+static SHIFT_MICROS: AtomicI64 = AtomicI64::new(0);
+
+/// From now on, states every time `micros` later than the machine's clock (earlier if negative).
+pub fn shift_by_micros(micros: i64) {
+    SHIFT_MICROS.store(micros, Ordering::Relaxed);
+}
 
 /// Now, as Unix microseconds.
 pub fn unix_micros_now() -> u64 {
-    SystemTime::now()
+    let machine = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+        .map_or(0, |d| d.as_micros() as i64);
+    machine
+        .saturating_add(SHIFT_MICROS.load(Ordering::Relaxed))
+        .max(0) as u64
 }

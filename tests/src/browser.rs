@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -184,6 +184,45 @@ impl Browser {
             )
             .await?;
         Ok((!v.is_null()).then_some(Overlay(v)))
+    }
+
+    /// Every tile's overlay on the wall (`/wall`), with its stream's name as `stream` and its
+    /// canvas's width in CSS pixels as `tileWidth`.
+    pub async fn wall_tiles(&self) -> Result<Vec<Overlay>> {
+        let v = self
+            .run(
+                "return [...document.querySelectorAll('.tile[data-stream]')].map(t => {
+                     const o = t.querySelector('.overlay.tile');
+                     return Object.assign({stream: t.dataset.stream,
+                         tileWidth: String(t.querySelector('canvas').clientWidth)}, o ? o.dataset : {});
+                 });",
+                vec![],
+            )
+            .await?;
+        Ok(v.as_array()
+            .map(|a| a.iter().cloned().map(Overlay).collect())
+            .unwrap_or_default())
+    }
+
+    /// Animation frames the page runs per second, over about one second: the most frames it
+    /// can show per second, and the length of one display frame (1000 / it, ms).
+    pub async fn animation_frames_per_second(&self) -> Result<f64> {
+        // Intervals between frames' timestamps over the time they span, not frames counted.
+        let count = self.client.execute_async(
+            "const done = arguments[arguments.length - 1];
+             let first = null, n = 0;
+             const tick = (t) => {
+                 if (first === null) first = t; else n++;
+                 if (t - first < 1000) requestAnimationFrame(tick); else done(n * 1000 / (t - first));
+             };
+             requestAnimationFrame(tick);",
+            vec![],
+        );
+        let v = tokio::time::timeout(WEBDRIVER_TIMEOUT, count)
+            .await
+            .map_err(|_| anyhow!("counting animation frames took over {WEBDRIVER_TIMEOUT:?}"))??;
+        v.as_f64()
+            .with_context(|| format!("not a count of animation frames: {v}"))
     }
 
     /// Decodes the frame stamp from the top-left of the first element matching `selector`

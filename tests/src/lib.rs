@@ -149,6 +149,17 @@ impl TestRelay {
         self.relay.site.streams.iter().map(|s| s.viewers()).sum()
     }
 
+    /// Each stream's viewers as `GET /api/streams` lists them, in its order (the streams' names).
+    pub async fn viewers_per_stream(&self) -> Result<Vec<u64>> {
+        Ok(self
+            .list()
+            .await?
+            .streams
+            .iter()
+            .map(|s| s.viewers)
+            .collect())
+    }
+
     /// `GET /api/streams`, typed.
     pub async fn list(&self) -> Result<StreamList> {
         self.json("/api/streams").await

@@ -1,5 +1,6 @@
-//! The figures drawn over a picture: FPS, latency, jitter, size, bitrate, resolution, skips,
-//! transport, clock error, and the latency waterfall (capture, each stage, arrived, painted).
+//! The figures drawn over a picture: FPS, latency (capture to presented on screen, and to drawn),
+//! jitter, size, bitrate, resolution, skips, transport, clock offset and error, and the latency
+//! waterfall (capture, each stage, arrived, painted, presented).
 //! Each value is also on the element as a `data-` attribute, as a plain number (no unit), so
 //! tools and tests can read what a person sees: the waterfall's as `data-stage-NAME-ms` (the
 //! step from the checkpoint before, in ms) and `data-stage-total-ms`, set by hand because the
@@ -108,13 +109,18 @@ pub fn Overlay(props: &OverlayProps) -> Html {
     let latency = s.latency;
     let latency_line = match (latency, clock) {
         (Some(l), _) => format!(
-            "latency p50 {:.1} ms · p95 {:.1} ms{}",
+            "latency p50 {:.1} ms · p95 {:.1} ms{} · drawn p50 {}",
             l.p50_ms,
             l.p95_ms,
-            if l.flagged { " ⚠ clock?" } else { "" }
+            if l.flagged { " ⚠ clock?" } else { "" },
+            s.drawn_latency
+                .map_or_else(|| "–".into(), |d| format!("{:.1} ms", d.p50_ms)),
         ),
         (None, None) => "latency: syncing clock…".into(),
         (None, Some(_)) if s.frames == 0 => "latency: no frame yet".into(),
+        // Frames carry capture times (their jitter is known) but none was presented yet: the
+        // first one is a frame away, or animation frames have stopped.
+        (None, Some(_)) if s.jitter_ms.is_some() => "latency: no frame on screen yet".into(),
         (None, Some(_)) => "latency: unknown (frames carry no capture time)".into(),
     };
     let clock_line = match clock {
@@ -142,7 +148,10 @@ pub fn Overlay(props: &OverlayProps) -> Html {
             data-latency-p50-ms={latency.map(|l| num(l.p50_ms))}
             data-latency-p95-ms={latency.map(|l| num(l.p95_ms))}
             data-latency-flagged={latency.map(|l| AttrValue::from(l.flagged.to_string()))}
+            data-drawn-latency-p50-ms={s.drawn_latency.map(|l| num(l.p50_ms))}
+            data-drawn-latency-p95-ms={s.drawn_latency.map(|l| num(l.p95_ms))}
             data-jitter-ms={s.jitter_ms.map(num)}
+            data-clock-offset-ms={clock.map(|c| num(c.offset_us / 1000.0))}
             data-clock-error-ms={clock.map(|c| num(c.error_us / 1000.0))}
             data-frames={AttrValue::from(s.frames.to_string())}
             data-seq={s.last_seq.map(|q| AttrValue::from(q.to_string()))}

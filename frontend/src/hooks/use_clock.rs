@@ -1,6 +1,12 @@
 //! The page's one clock-offset estimator, probing `/api/time`: a burst at start so latencies
 //! are known within a second, then every few seconds so the estimate follows drift and the
 //! fastest of the last [`crate::clock::KEEP`] probes stays recent.
+//!
+//! A probe's round trip is the network stack's (request sent to first byte back, from
+//! Resource Timing: [`web::request_window_us`]) where the browser gives it. The moments script
+//! sees wait behind whatever else the main thread is doing (decoding and painting frames, a
+//! wall of them), which made the error bound 3-5 ms on loopback; the network stack's are well
+//! under a millisecond there.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -48,10 +54,8 @@ pub fn use_clock_probe() -> (ClockHandle, Option<Estimate>) {
             spawn_local(async move {
                 let mut sent = 0;
                 while weak.upgrade().is_some() {
-                    let t0 = web::now_us();
-                    if let Ok(time) = web::get_json::<ServerTime>("/api/time").await {
-                        let t3 = web::now_us();
-                        handle.0.borrow_mut().add(t0, time.unix_micros as f64, t3);
+                    if let Some((t0, server_us, t3)) = probe(sent).await {
+                        handle.0.borrow_mut().add(t0, server_us, t3);
                         if weak.upgrade().is_some() {
                             estimate.set(handle.estimate());
                         }
@@ -69,4 +73,22 @@ pub fn use_clock_probe() -> (ClockHandle, Option<Estimate>) {
         });
     }
     ((*handle).clone(), *estimate)
+}
+
+/// Probe number `n`: (sent, the relay's time, answered), local times in microseconds; None when
+/// the relay did not answer. Each probe has its own URL, so its timing entry is its own.
+async fn probe(n: u32) -> Option<(f64, f64, f64)> {
+    web::clear_resource_timings();
+    let t0 = web::now_us();
+    let (time, url) = web::get_json_from::<ServerTime>(&format!("/api/time?probe={n}"))
+        .await
+        .ok()?;
+    let t3 = web::now_us();
+    // Both windows hold the moment the relay stamped its answer: it lies in where they meet.
+    let (t0, t3) = web::request_window_us(&url)
+        .await
+        .map(|(sent, answered)| (sent.max(t0), answered.min(t3)))
+        .filter(|(sent, answered)| sent <= answered)
+        .unwrap_or((t0, t3));
+    Some((t0, time.unix_micros as f64, t3))
 }

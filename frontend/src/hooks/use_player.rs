@@ -74,6 +74,9 @@ pub fn use_player(
             move || drop(running)
         });
     }
+    // The effect clears the figures when a player starts; this match only guards the one render
+    // between `url` or `canvases` changing and that effect running, when the state still holds
+    // the old player's figures.
     match &*views {
         Some(((u, c), v)) if *u == url && *c == canvases => v.clone(),
         _ => Rc::default(),

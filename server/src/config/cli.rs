@@ -195,6 +195,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
 
+    /// A test hook: behave as if this machine's clock were off by this many milliseconds, so
+    /// every time the relay states (capture times, `X-Timestamp`, `/api/time`, signed URLs'
+    /// expiry) moves by it. Tests use it to check how far off a client's clock estimate lands.
+    #[arg(long, value_name = "MS", hide = true, allow_negative_numbers = true)]
+    pub clock_shift_ms: Option<i64>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
