@@ -80,6 +80,29 @@ pub async fn get_json_from<T: DeserializeOwned>(url: &str) -> Result<(T, String)
     Ok((body, resp.url()))
 }
 
+/// POST `body` as JSON to `url`, with the kept token if any; the error names the HTTP status.
+pub async fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<(), HttpError> {
+    let mut req = gloo_net::http::Request::post(url);
+    if let Some(auth) = crate::auth::header() {
+        req = req.header("Authorization", &auth);
+    }
+    let failed = |status: u16, e: &dyn std::fmt::Display| HttpError {
+        status,
+        message: format!("{url}: {e}"),
+    };
+    let resp = req
+        .json(body)
+        .map_err(|e| failed(0, &e))?
+        .send()
+        .await
+        .map_err(|e| failed(0, &e))?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        Err(failed(resp.status(), &resp.status_text()))
+    }
+}
+
 /// How coarse the page's timers are: without cross-origin isolation Chromium rounds
 /// `performance.now()` and Resource Timing to 100 µs, up or down at random.
 const TIMER_RESOLUTION_US: f64 = 100.0;

@@ -74,6 +74,10 @@ pub struct StreamInfo {
     /// made once per frame whatever the number of its viewers; omitted while there is none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renditions: Vec<RenditionInfo>,
+    /// What the viewers that report (the dashboard's) saw lately: each one's newest report of
+    /// the last [`REPORT_TTL_SECS`]; only in `/api/streams/NAME`, omitted while there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub viewer_reports: Vec<ReportedFigures>,
     /// Paths of this stream's endpoints.
     pub endpoints: Endpoints,
 }
@@ -93,6 +97,82 @@ pub struct RenditionInfo {
     pub frames_made: u64,
     /// CPU time making them (decode, resize, draw, encode), seconds.
     pub cpu_seconds: f64,
+}
+
+/// `POST /api/streams/NAME/report`: what one viewer of a stream saw over its last few seconds,
+/// sent by the dashboard every [`REPORT_EVERY_SECS`] while it plays. Fields it does not know
+/// are ignored (a newer dashboard may send more).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewerReport {
+    /// The viewer's own random id, kept while it plays (1 to 32 of `A-Z a-z 0-9 - _`): its next
+    /// report replaces this one. Never shown back.
+    pub viewer: String,
+    #[serde(flatten)]
+    pub figures: ReportedFigures,
+}
+
+/// A viewer's figures, the overlay's: as reported, and as `/api/streams/NAME` shows them (without
+/// the viewer's id, which would let anyone reading the API write over that viewer's reports).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportedFigures {
+    /// `fetch`, `img` or `img-fallback`.
+    pub transport: String,
+    /// Frames shown per second, over the last second.
+    pub fps: f64,
+    /// Capture to presented on screen, median over the last 2 s, ms; absent while unknown (the
+    /// clock not yet synced or off, frames without a capture time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<f64>,
+    /// The same, 95th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<f64>,
+    /// Frames the relay skipped for this viewer (sequence gaps), since it started.
+    pub skipped_relay: u64,
+    /// Frames that arrived but were never shown (a newer one came first), since it started.
+    pub skipped_browser: u64,
+}
+
+/// Largest report body taken, bytes.
+pub const REPORT_MAX_BYTES: usize = 1024;
+/// How often the dashboard reports, and how long a report counts as current.
+pub const REPORT_EVERY_SECS: u64 = 5;
+pub const REPORT_TTL_SECS: u64 = 15;
+/// Transports a report may name.
+pub const REPORT_TRANSPORTS: [&str; 3] = ["fetch", "img", "img-fallback"];
+
+impl ViewerReport {
+    /// The report if every figure is one a viewer can have seen, else what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let id_ok = (1..=32).contains(&self.viewer.len())
+            && self
+                .viewer
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err("viewer must be 1 to 32 of A-Z a-z 0-9 - _".into());
+        }
+        let f = &self.figures;
+        if !REPORT_TRANSPORTS.contains(&f.transport.as_str()) {
+            return Err(format!(
+                "transport must be one of {}",
+                REPORT_TRANSPORTS.join(", ")
+            ));
+        }
+        if !(0.0..=1000.0).contains(&f.fps) {
+            return Err("fps must be between 0 and 1000".into());
+        }
+        // An hour: anything later is a broken clock, not a latency.
+        let ms = |v: Option<f64>| v.is_none_or(|v| (0.0..=3_600_000.0).contains(&v));
+        if !ms(f.latency_p50_ms) || !ms(f.latency_p95_ms) {
+            return Err("latencies must be between 0 and 3600000 ms".into());
+        }
+        if let (Some(p50), Some(p95)) = (f.latency_p50_ms, f.latency_p95_ms) {
+            if p95 < p50 {
+                return Err("latency_p95_ms must not be below latency_p50_ms".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

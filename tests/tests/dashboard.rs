@@ -100,6 +100,33 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
     .await?;
     assert_eq!(side.num("width"), Some(320.0));
 
+    // The viewer tells the relay what it sees: within 10 s its figures are in /metrics and in
+    // the API (it reports every 5 s).
+    eventually(Duration::from_secs(10), || async {
+        let metrics = String::from_utf8(relay.get("/metrics").await?.body.to_vec())?;
+        let count = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mjpeg_relay_viewer_fps_count{stream=\"main\"} "))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+        let reported = relay.info("main").await?.viewer_reports;
+        Ok(
+            (count.is_some_and(|n| n >= 1.0) && reported.iter().any(|r| r.transport == "fetch"))
+                .then_some(()),
+        )
+    })
+    .await?;
+    // And they are what the overlay shows once it plays steadily: the source's rate, a loopback
+    // latency (the first report may cover the page's first, busier seconds).
+    eventually(Duration::from_secs(15), || async {
+        let reported = relay.info("main").await?.viewer_reports;
+        Ok(reported.into_iter().find(|r| {
+            r.transport == "fetch"
+                && (27.0..=33.0).contains(&r.fps)
+                && r.latency_p50_ms.is_some_and(|p50| p50 > 0.0 && p50 < 100.0)
+        }))
+    })
+    .await?;
+
     // The canvas really shows the stream, live: its stamp decodes to a recent, advancing frame.
     let canvas = "[data-stream=\"main\"] .pane.fetch canvas";
     let first = eventually(Duration::from_secs(5), || browser.stamp(canvas)).await?;
@@ -929,8 +956,18 @@ async fn the_wall_plays_sixteen_streams_on_one_connection_and_only_what_is_seen(
         Ok((viewers == vec![1; 16]).then_some(()))
     })
     .await?;
-    // One connection for the wall and one for the page's API calls; those that loaded the page
-    // close when idle.
+    // Every tile reports what it sees (every 5 s; the page sends them one at a time).
+    eventually(Duration::from_secs(15), || async {
+        for name in &names {
+            if relay.info(name).await?.viewer_reports.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    // One connection for the wall and one for the page's API calls, reports included; those
+    // that loaded the page close when idle.
     eventually(Duration::from_secs(20), || async {
         Ok((1..=2)
             .contains(&connections_to(relay.addr.port())?)

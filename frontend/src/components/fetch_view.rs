@@ -69,7 +69,7 @@ pub fn FetchView(props: &FetchViewProps) -> Html {
             <div class={classes!("picture", fallback.then_some("hidden"))}>
                 <canvas ref={canvas} width="640" height="480" />
                 if let (false, Some(v)) = (fallback, &view) {
-                    <Overlay role="primary" transport={mode.transport()} state={mode.state()}
+                    <Overlay role="primary" stream={props.name.clone()} transport={mode.transport()} state={mode.state()}
                         stats={v.stats.clone()} first_paint_ms={v.first_paint_ms}
                         open_bitmaps={Some(v.open_bitmaps)} note={note.map(AttrValue::from)}
                         meta_shapes={Some(v.meta_shapes)}

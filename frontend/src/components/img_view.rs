@@ -108,7 +108,7 @@ pub fn ImgView(props: &ImgViewProps) -> Html {
         <div class={classes!("pane", "img")}>
             <div class="picture">
                 <img ref={img} {src} alt={format!("stream {}", props.name)} {onerror} />
-                <Overlay role={props.role.clone()} transport={props.transport.clone()}
+                <Overlay role={props.role.clone()} stream={props.name.clone()} transport={props.transport.clone()}
                     state={if showing { "playing" } else { "connecting" }}
                     counts_frames={stamped || !showing}
                     {stats} {note} />

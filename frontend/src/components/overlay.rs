@@ -9,7 +9,7 @@
 use yew::prelude::*;
 
 use crate::clock::Estimate;
-use crate::hooks::ClockHandle;
+use crate::hooks::{use_report, ClockHandle};
 use crate::stats::Snapshot;
 use crate::waterfall::Summary;
 
@@ -46,6 +46,10 @@ pub struct OverlayProps {
     /// are all there still).
     #[prop_or_default]
     pub compact: bool,
+    /// The stream these figures are of: while it plays and its frames are counted, they are
+    /// reported to the relay (`use_report`). None: not reported (a paused viewer's snapshot).
+    #[prop_or_default]
+    pub stream: Option<AttrValue>,
 }
 
 /// Puts the waterfall's `data-stage-*-ms` attributes on `el`, removing those of checkpoints it
@@ -106,6 +110,19 @@ fn num(v: f64) -> AttrValue {
 pub fn Overlay(props: &OverlayProps) -> Html {
     let clock: Option<Estimate> = use_context::<ClockHandle>().and_then(|c| c.estimate());
     let s = &props.stats;
+    let playing = props.state == "playing" && props.counts_frames;
+    use_report(
+        props.stream.clone().filter(|_| playing),
+        playing.then(|| mjpeg_shared::api::ReportedFigures {
+            transport: props.transport.to_string(),
+            fps: s.fps,
+            // A flagged latency is 0 by clamping: the clock is off, so it says nothing.
+            latency_p50_ms: s.latency.filter(|l| !l.flagged).map(|l| l.p50_ms),
+            latency_p95_ms: s.latency.filter(|l| !l.flagged).map(|l| l.p95_ms),
+            skipped_relay: s.skipped_upstream,
+            skipped_browser: s.skipped_here,
+        }),
+    );
     let latency = s.latency;
     let latency_line = match (latency, clock) {
         (Some(l), _) => format!(

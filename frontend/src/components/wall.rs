@@ -151,7 +151,7 @@ pub fn Wall(props: &WallProps) -> Html {
             .and_then(|i| views.get(i));
         let overlay = match view {
             Some(v) => html! {
-                <Overlay role="tile" compact=true transport={v.mode.transport()}
+                <Overlay role="tile" compact=true stream={tile.name.clone()} transport={v.mode.transport()}
                     state={v.mode.state()} stats={v.stats.clone()}
                     first_paint_ms={v.first_paint_ms} open_bitmaps={Some(v.open_bitmaps)}
                     meta_shapes={Some(v.meta_shapes)}

@@ -4,12 +4,14 @@
 mod use_clock;
 mod use_img_url;
 mod use_player;
+mod use_report;
 mod use_stamp_reader;
 mod use_streams;
 
 pub use use_clock::{use_clock_probe, ClockHandle};
 pub use use_img_url::use_img_url;
 pub use use_player::{use_player, Canvas};
+pub use use_report::use_report;
 pub use use_stamp_reader::use_stamp_reader;
 pub use use_streams::{use_streams, AuthNeeded};
 

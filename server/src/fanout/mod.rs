@@ -6,9 +6,11 @@
 //! - [`frame`]: a published frame; its wire bytes built once per layout and shared.
 //! - [`viewer`]: one viewer's response body.
 //! - [`pace`]: when a viewer's next frame goes, and at which rung, by what its link carries.
+//! - [`reports`]: what viewers report of their own experience (latency, fps), per stream.
 
 pub mod frame;
 pub mod pace;
+pub mod reports;
 pub mod stream;
 pub mod viewer;
 

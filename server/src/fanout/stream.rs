@@ -70,6 +70,8 @@ pub struct Stream {
     last_meta: Mutex<Option<(u64, u64, bytes::Bytes)>>,
     /// Seconds from capture to a viewer's connection, per frame sent (for `/metrics`).
     pub frame_age: Histogram,
+    /// What its viewers report they saw.
+    pub reports: super::reports::Reports,
 }
 
 /// A stream's counters at one moment.
@@ -122,6 +124,7 @@ impl Stream {
             max_renditions,
             last_meta: Mutex::new(None),
             frame_age: frame_age_histogram(),
+            reports: Default::default(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
         tokio::spawn(drive(stream.clone(), tx, source, shutdown).instrument(span));
@@ -297,6 +300,9 @@ impl Stream {
                 .then(|| self.meta_dropped.load(Ordering::Relaxed)),
             overlays_rendered: self.overlays_rendered.load(Ordering::Relaxed),
             renditions: self.renditions(),
+            // Only `/api/streams/NAME` lists them (`http::api`): the list is polled by every
+            // dashboard.
+            viewer_reports: Vec::new(),
             endpoints: Endpoints::for_stream(&self.name),
         }
     }

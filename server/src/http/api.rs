@@ -1,12 +1,18 @@
-//! The JSON routes: `/api/streams`, `/api/streams/NAME`, `/api/time`, `POST /api/sign`, and
+//! The JSON routes: `/api/streams`, `/api/streams/NAME`, `/api/time`, `POST /api/sign`,
+//! `POST /api/streams/NAME/report` (a viewer's figures, [`crate::fanout::reports`]), and
 //! `/healthz`. Their types are [`mjpeg_shared::api`], which the dashboard and tests read back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mjpeg_shared::api::{Health, ServerTime, SignRequest, SignedUrl, StreamInfo, StreamList};
+use futures_util::StreamExt;
+use mjpeg_shared::api::{
+    Health, ServerTime, SignRequest, SignedUrl, StreamInfo, StreamList, ViewerReport,
+    REPORT_MAX_BYTES,
+};
+use poem::http::StatusCode;
 use poem::web::{Data, Json, Path};
-use poem::{handler, IntoResponse, Response};
+use poem::{handler, Body, IntoResponse, Response};
 
 use super::error::ApiError;
 use super::Site;
@@ -25,7 +31,11 @@ pub fn stream_info(
     Path(name): Path<String>,
     site: Data<&Arc<Site>>,
 ) -> poem::Result<Json<StreamInfo>> {
-    Ok(Json(site.stream(&name)?.info()))
+    let stream = site.stream(&name)?;
+    Ok(Json(StreamInfo {
+        viewer_reports: stream.reports.current(std::time::Instant::now()),
+        ..stream.info()
+    }))
 }
 
 /// `GET /api/streams/NAME/meta`: the newest metadata a frame of the stream carried, with that
@@ -57,6 +67,55 @@ pub async fn stream_meta(
         .content_type("application/json")
         .header("Cache-Control", "no-store")
         .body(body))
+}
+
+/// `POST /api/streams/NAME/report`: one viewer's figures (JSON [`ViewerReport`]). 204 when
+/// taken; 400 saying what is wrong, 413 over [`REPORT_MAX_BYTES`], 415 not
+/// `application/json`, 429 too soon after the same viewer's last; nothing is recorded from a
+/// refused one.
+#[handler]
+pub async fn report(
+    Path(name): Path<String>,
+    site: Data<&Arc<Site>>,
+    req: &poem::Request,
+    body: Body,
+) -> poem::Result<StatusCode> {
+    let stream = site.stream(&name)?;
+    // Only JSON: a browser sends any other body (text/plain, a form) from any page without
+    // asking the relay first (no CORS preflight), so another site could write viewers' figures.
+    let json = req
+        .content_type()
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::ReportNotJson.into());
+    }
+    let read = async {
+        let mut data = Vec::new();
+        let mut chunks = std::pin::pin!(body.into_bytes_stream());
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadReport(format!("reading the body: {e}")))?;
+            if data.len() + chunk.len() > REPORT_MAX_BYTES {
+                return Err(ApiError::ReportTooLarge {
+                    limit: REPORT_MAX_BYTES,
+                });
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(data)
+    };
+    // A report is small: one that trickles in is not waited for.
+    let data = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| ApiError::BadReport("the body did not arrive within 5 s".into()))??;
+    let report: ViewerReport =
+        serde_json::from_slice(&data).map_err(|e| ApiError::BadReport(e.to_string()))?;
+    report.check().map_err(ApiError::BadReport)?;
+    stream
+        .reports
+        .record(report, std::time::Instant::now())
+        .map_err(ApiError::from)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[handler]

@@ -8,7 +8,7 @@
 //! | route | needs |
 //! | --- | --- |
 //! | `/healthz`, `/`, the dashboard's files | nothing (the dashboard asks for the token itself) |
-//! | `/streams/NAME.*`, `/api/streams/NAME`, `.../NAME/meta` | the stream's own token, or the relay's credentials |
+//! | `/streams/NAME.*`, `/api/streams/NAME`, `.../NAME/meta`, `.../NAME/report` | the stream's own token, or the relay's credentials |
 //! | `/streams/wall.frames?names=A,B` | what opens each stream named (names that do not parse: 400) |
 //! | every other `/api/...` | the relay's credentials |
 //! | `/metrics` | `--metrics-token`, or the relay's credentials |
@@ -583,7 +583,10 @@ fn scope(path: &str, push_streams: &HashMap<String, Gate>) -> Scope {
             Scope::Ingest(name.to_string())
         }
         ["api", "sign"] => Scope::Sign,
-        ["api", "streams", name] | ["api", "streams", name, "meta"] => Scope::Stream {
+        // A viewer reports with the credentials it watches with.
+        ["api", "streams", name]
+        | ["api", "streams", name, "meta"]
+        | ["api", "streams", name, "report"] => Scope::Stream {
             name: name.to_string(),
             media: false,
         },
@@ -702,13 +705,15 @@ mod tests {
         assert_eq!(scope("/api/time"), Scope::Relay);
         assert_eq!(scope("/api/streams"), Scope::Relay);
         assert_eq!(scope("/api/sign"), Scope::Sign);
-        assert_eq!(
-            scope("/api/streams/main/meta"),
-            Scope::Stream {
-                name: "main".into(),
-                media: false
-            }
-        );
+        for path in ["/api/streams/main/meta", "/api/streams/main/report"] {
+            assert_eq!(
+                scope(path),
+                Scope::Stream {
+                    name: "main".into(),
+                    media: false
+                }
+            );
+        }
         assert_eq!(
             scope("/api/streams/main"),
             Scope::Stream {

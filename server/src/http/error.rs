@@ -25,7 +25,7 @@ pub enum ApiError {
     #[error("no such endpoint; streams are at /streams/NAME.mjpg, .frames and .jpg, the list at /api/streams")]
     NotFound,
 
-    #[error("method not allowed here: streams, snapshots and the API are GET; only /streams/NAME/ingest takes POST")]
+    #[error("method not allowed here: streams, snapshots and the API are GET; only /streams/NAME/ingest, /api/sign and /api/streams/NAME/report take POST")]
     MethodNotAllowed,
 
     #[error("stream {name:?} produced no frame within {seconds} s{}", last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
@@ -98,6 +98,18 @@ pub enum ApiError {
 
     #[error("the pushed body sent nothing for {seconds} s; the stream is free for another pusher")]
     BodyIdle { seconds: u64 },
+
+    #[error("bad viewer report: {0} (docs/api.md)")]
+    BadReport(String),
+
+    #[error("a viewer report is JSON: Content-Type: application/json")]
+    ReportNotJson,
+
+    #[error("a viewer report is at most {limit} bytes")]
+    ReportTooLarge { limit: usize },
+
+    #[error("viewer report not taken: {0}")]
+    ReportRefused(#[from] crate::fanout::reports::Refused),
 }
 
 /// The realm named in challenges.
@@ -135,7 +147,12 @@ impl ResponseError for ApiError {
             ApiError::BadAuthorization(_) => StatusCode::BAD_REQUEST,
             ApiError::PusherBusy | ApiError::PusherReplaced => StatusCode::CONFLICT,
             ApiError::NotJpeg(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::ReportTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::BadReport(_) => StatusCode::BAD_REQUEST,
+            ApiError::ReportNotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::ReportRefused(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,

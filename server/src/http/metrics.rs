@@ -13,6 +13,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -120,6 +121,26 @@ impl Collector for Streams {
         for s in &self.0 {
             s.frame_age
                 .encode(family.encode_family(&[("stream", s.name.as_str())])?)?;
+        }
+        // What the dashboard's viewers report they saw (`fanout::reports`): a sample per report.
+        type ReadReports = fn(&crate::fanout::reports::Reports) -> &Histogram;
+        let families: [(&str, &str, ReadReports); 2] = [
+            (
+                "mjpeg_relay_viewer_latency_seconds",
+                "Latency viewers saw, capture to presented on screen: each report's median over its last 2 s (dashboard viewers only; a plain <img> elsewhere cannot report).",
+                |r| &r.latency,
+            ),
+            (
+                "mjpeg_relay_viewer_fps",
+                "Frames per second viewers saw: each report's last second (dashboard viewers only).",
+                |r| &r.fps,
+            ),
+        ];
+        for (name, help, read) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for s in &self.0 {
+                read(&s.reports).encode(family.encode_family(&[("stream", s.name.as_str())])?)?;
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! | `POST /streams/NAME/ingest` | frames pushed into a `push` stream ([`ingest`]) |
 //! | `GET /api/streams`, `/api/streams/NAME`, `/api/time` | JSON |
 //! | `GET /api/streams/NAME/meta` | the newest metadata a frame carried ([`api::stream_meta`]) |
+//! | `POST /api/streams/NAME/report` | a dashboard viewer's figures ([`api::report`]) |
 //! | `POST /api/sign` | a signed embed URL for one stream ([`api::sign`]) |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus / OpenMetrics text ([`metrics`]) |
@@ -137,6 +138,7 @@ pub fn routes(site: Arc<Site>, loopback: bool) -> impl poem::Endpoint {
         .at("/api/streams", get(api::list_streams))
         .at("/api/streams/:name", get(api::stream_info))
         .at("/api/streams/:name/meta", get(api::stream_meta))
+        .at("/api/streams/:name/report", poem::post(api::report))
         .at("/api/time", get(api::server_time))
         .at("/api/sign", poem::post(api::sign))
         .at("/healthz", get(api::healthz))
