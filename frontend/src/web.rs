@@ -20,10 +20,27 @@ pub fn window() -> web_sys::Window {
 /// the machine sleeps; that is harmless here because latencies are only ever computed against
 /// the clock offset measured with this same clock (`clock.rs`), re-probed every few seconds.
 pub fn now_us() -> f64 {
-    let p = window()
+    page_time_us(performance().now())
+}
+
+/// A page timestamp (milliseconds since the time origin: `performance.now()`, an animation
+/// frame's, Resource Timing's) on the [`now_us`] scale.
+pub fn page_time_us(ms: f64) -> f64 {
+    (performance().time_origin() + ms) * 1000.0
+}
+
+fn performance() -> web_sys::Performance {
+    window()
         .performance()
-        .expect("performance is available in every browser the dashboard supports");
-    (p.time_origin() + p.now()) * 1000.0
+        .expect("performance is available in every browser the dashboard supports")
+}
+
+/// `req` with the kept credentials, if any.
+fn with_auth(req: gloo_net::http::RequestBuilder) -> gloo_net::http::RequestBuilder {
+    match crate::auth::header() {
+        Some(auth) => req.header("Authorization", &auth),
+        None => req,
+    }
 }
 
 /// Milliseconds since navigation started (`performance.now()`).
@@ -54,10 +71,7 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, HttpError> {
 /// [`get_json`], and the absolute URL the answer came from, as the browser fetched it (its
 /// Resource Timing entry's name: gloo-net rewrites a URL's query, adding a `&`).
 pub async fn get_json_from<T: DeserializeOwned>(url: &str) -> Result<(T, String), HttpError> {
-    let mut req = gloo_net::http::Request::get(url).cache(RequestCache::NoStore);
-    if let Some(auth) = crate::auth::header() {
-        req = req.header("Authorization", &auth);
-    }
+    let req = with_auth(gloo_net::http::Request::get(url).cache(RequestCache::NoStore));
     let resp = req.send().await.map_err(|e| HttpError {
         status: 0,
         message: format!("{url}: {e}"),
@@ -82,10 +96,7 @@ pub async fn get_json_from<T: DeserializeOwned>(url: &str) -> Result<(T, String)
 
 /// POST `body` as JSON to `url`, with the kept token if any; the error names the HTTP status.
 pub async fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<(), HttpError> {
-    let mut req = gloo_net::http::Request::post(url);
-    if let Some(auth) = crate::auth::header() {
-        req = req.header("Authorization", &auth);
-    }
+    let req = with_auth(gloo_net::http::Request::post(url));
     let failed = |status: u16, e: &dyn std::fmt::Display| HttpError {
         status,
         message: format!("{url}: {e}"),
@@ -115,7 +126,6 @@ const TIMER_RESOLUTION_US: f64 = 100.0;
 /// the response ends, so it is looked for twice).
 pub async fn request_window_us(url: &str) -> Option<(f64, f64)> {
     let perf = window().performance()?;
-    let origin_ms = perf.time_origin();
     for _ in 0..2 {
         let entries = perf.get_entries_by_name_with_entry_type(url, "resource");
         let newest = entries.length().checked_sub(1).and_then(|i| {
@@ -128,8 +138,8 @@ pub async fn request_window_us(url: &str) -> Option<(f64, f64)> {
             // 0 means "not exposed" (a cross-origin answer without Timing-Allow-Origin).
             return (e.request_start() > 0.0).then(|| {
                 (
-                    (origin_ms + e.request_start()) * 1000.0 - TIMER_RESOLUTION_US,
-                    (origin_ms + e.response_start()) * 1000.0 + TIMER_RESOLUTION_US,
+                    page_time_us(e.request_start()) - TIMER_RESOLUTION_US,
+                    page_time_us(e.response_start()) + TIMER_RESOLUTION_US,
                 )
             });
         }
@@ -210,10 +220,9 @@ impl AnimationFrames {
     pub fn new(mut on_frame: impl FnMut(f64) + 'static) -> Self {
         let pending = Rc::new(Cell::new(None));
         let p = pending.clone();
-        let origin_ms = window().performance().map_or(0.0, |p| p.time_origin());
         let closure = Closure::new(move |timestamp_ms: f64| {
             p.set(None);
-            on_frame((origin_ms + timestamp_ms) * 1000.0);
+            on_frame(page_time_us(timestamp_ms));
         });
         AnimationFrames { closure, pending }
     }

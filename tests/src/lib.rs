@@ -526,6 +526,14 @@ pub fn now_micros() -> u64 {
     mjpeg_relay::clock::unix_micros_now()
 }
 
+/// The value of the sample that `line_start` (name and labels, e.g.
+/// `mjpeg_relay_viewers{stream="a"}`) begins in a `/metrics` text.
+pub fn metric_sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
 /// The relay binary running as a child process, on the port it chose (`--listen 127.0.0.1:0`);
 /// killed on drop.
 pub struct RelayProcess {

@@ -16,7 +16,7 @@ use mjpeg_relay_tests::browser::{
 };
 use mjpeg_relay_tests::proxy::BreakingProxy;
 use mjpeg_relay_tests::{
-    eventually, jpeg_dir_sized, now_micros, RelayProcess, StreamReader, TestRelay,
+    eventually, jpeg_dir_sized, metric_sample, now_micros, RelayProcess, StreamReader, TestRelay,
 };
 use mjpeg_shared::stamp;
 
@@ -103,11 +103,8 @@ async fn dashboard_lists_streams_and_paints_the_fetch_path_with_a_live_overlay()
     // The viewer tells the relay what it sees: within 10 s its figures are in /metrics and in
     // the API (it reports every 5 s).
     eventually(Duration::from_secs(10), || async {
-        let metrics = String::from_utf8(relay.get("/metrics").await?.body.to_vec())?;
-        let count = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("mjpeg_relay_viewer_fps_count{stream=\"main\"} "))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+        let metrics = relay.get("/metrics").await?.text();
+        let count = metric_sample(&metrics, "mjpeg_relay_viewer_fps_count{stream=\"main\"}");
         let reported = relay.info("main").await?.viewer_reports;
         Ok(
             (count.is_some_and(|n| n >= 1.0) && reported.iter().any(|r| r.transport == "fetch"))

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mjpeg_relay_tests::{decode_jpeg, eventually, RelayProcess, TestRelay};
+use mjpeg_relay_tests::{decode_jpeg, eventually, metric_sample, RelayProcess, TestRelay};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -259,11 +259,8 @@ async fn when_ffmpeg_loses_its_input_viewers_see_no_signal_naming_why_then_live_
     // The failures it covered with NO SIGNAL count for alerting, and so does the recovery.
     let metrics = relay.get("/metrics").await?.text();
     let counter = |name: &str| {
-        let prefix = format!("mjpeg_relay_{name}_total{{stream=\"clip\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.parse::<f64>().ok())
+        let series = format!("mjpeg_relay_{name}_total{{stream=\"clip\"}}");
+        metric_sample(&metrics, &series)
             .unwrap_or_else(|| panic!("no {name} for clip in:\n{metrics}"))
     };
     assert!(counter("source_errors") >= 1.0, "{metrics}");

@@ -5,16 +5,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mjpeg_relay_tests::TestRelay;
+use mjpeg_relay_tests::{metric_sample as sample, TestRelay};
 
 const T: Duration = Duration::from_secs(5);
-
-/// The value of the sample `line_start` (name and labels), e.g. `mjpeg_relay_viewers{stream="a"}`.
-fn sample(text: &str, line_start: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
 
 #[tokio::test]
 async fn metrics_count_viewers_frames_and_frame_age_per_stream() -> anyhow::Result<()> {
@@ -144,7 +137,7 @@ async fn viewer_reports_reach_the_api_and_metrics_and_bad_ones_change_nothing() 
     let send = |body: Vec<u8>| post(relay.addr, "/api/streams/a/report", &[JSON], body);
     let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap();
     let counts = || async {
-        let text = String::from_utf8(relay.get("/metrics").await?.body.to_vec())?;
+        let text = relay.get("/metrics").await?.text();
         anyhow::Ok((
             sample(
                 &text,
@@ -286,7 +279,7 @@ async fn the_grafana_dashboard_asks_only_for_metrics_the_relay_exposes() -> anyh
     assert!(queries.len() >= 10, "{queries:?}");
 
     let relay = TestRelay::start(&["a=test?size=160x120&fps=30"]).await?;
-    let text = String::from_utf8(relay.get("/metrics").await?.body.to_vec())?;
+    let text = relay.get("/metrics").await?.text();
     relay.stop().await?;
     let families: Vec<&str> = text
         .lines()
