@@ -6,11 +6,13 @@
 //! - [`frame`]: a published frame; its wire bytes built once per layout and shared.
 //! - [`viewer`]: one viewer's response body.
 //! - [`pace`]: when a viewer's next frame goes, and at which rung, by what its link carries.
+//! - [`sent`]: what a stream's viewers were sent, counted per worker thread.
 //! - [`reports`]: what viewers report of their own experience (latency, fps), per stream.
 
 pub mod frame;
 pub mod pace;
 pub mod reports;
+pub mod sent;
 pub mod stream;
 pub mod viewer;
 

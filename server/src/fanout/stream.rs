@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use mjpeg_shared::api::{Endpoints, RenditionInfo, StreamInfo};
 use mjpeg_shared::wire;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::frame::Frame;
+use super::sent::Sent;
 use crate::backoff::Backoff;
 use crate::source::push::IngestHub;
 use crate::source::rendition::Rendition;
@@ -53,9 +53,6 @@ pub struct Stream {
     fresh_from: AtomicU64,
     active: AtomicBool,
     frames_produced: AtomicU64,
-    frames_sent: AtomicU64,
-    frames_skipped: AtomicU64,
-    bytes_sent: AtomicU64,
     source_errors: AtomicU64,
     source_recoveries: AtomicU64,
     /// Pushed metadata dropped from a long ingest stream (the frame kept).
@@ -68,8 +65,9 @@ pub struct Stream {
     max_renditions: usize,
     /// The newest frame that carried metadata: (sequence, capture time, the JSON).
     last_meta: Mutex<Option<(u64, u64, bytes::Bytes)>>,
-    /// Seconds from capture to a viewer's connection, per frame sent (for `/metrics`).
-    pub frame_age: Histogram,
+    /// What its viewers were sent, and each frame's age then (capture to a viewer's
+    /// connection; `/metrics` shows it as a histogram).
+    pub sent: Sent,
     /// What its viewers report they saw.
     pub reports: super::reports::Reports,
 }
@@ -113,9 +111,6 @@ impl Stream {
             fresh_from: AtomicU64::new(1),
             active: AtomicBool::new(false),
             frames_produced: AtomicU64::new(0),
-            frames_sent: AtomicU64::new(0),
-            frames_skipped: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
             source_errors: AtomicU64::new(0),
             source_recoveries: AtomicU64::new(0),
             meta_dropped: AtomicU64::new(0),
@@ -123,7 +118,7 @@ impl Stream {
             renditions: Mutex::new(Vec::new()),
             max_renditions,
             last_meta: Mutex::new(None),
-            frame_age: frame_age_histogram(),
+            sent: Sent::default(),
             reports: Default::default(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
@@ -219,12 +214,7 @@ impl Stream {
     /// (because its connection was busy or its `?fps` cap was not due); `age` is how long ago
     /// the frame was captured.
     pub fn record_sent(&self, bytes: usize, skipped: u64, age: Duration) {
-        self.frame_age.observe(age.as_secs_f64());
-        self.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-        if skipped > 0 {
-            self.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
-        }
+        self.sent.record(bytes, skipped, age);
     }
 
     pub fn viewers(&self) -> u64 {
@@ -237,11 +227,12 @@ impl Stream {
             let info = self.info.lock().unwrap();
             (info.errors, info.recoveries)
         };
+        let sent = self.sent.totals();
         Counters {
             frames_produced: self.frames_produced.load(Ordering::Relaxed),
-            frames_sent: self.frames_sent.load(Ordering::Relaxed),
-            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
-            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            frames_sent: sent.frames,
+            frames_skipped: sent.skipped,
+            bytes_sent: sent.bytes,
             source_errors: self.source_errors.load(Ordering::Relaxed) + errors,
             source_recoveries: self.source_recoveries.load(Ordering::Relaxed) + recoveries,
         }
@@ -261,6 +252,7 @@ impl Stream {
     pub fn info(&self) -> StreamInfo {
         let info = self.info.lock().unwrap().clone();
         let latest = self.rx.borrow().clone();
+        let sent = self.sent.totals();
         StreamInfo {
             name: self.name.clone(),
             source: self.spec.clone(),
@@ -279,9 +271,9 @@ impl Stream {
             active: self.active.load(Ordering::Acquire),
             viewers: self.viewers(),
             frames_produced: self.frames_produced.load(Ordering::Relaxed),
-            frames_sent: self.frames_sent.load(Ordering::Relaxed),
-            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
-            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            frames_sent: sent.frames,
+            frames_skipped: sent.skipped,
+            bytes_sent: sent.bytes,
             last_seq: latest.as_ref().map(|f| f.seq),
             last_frame_bytes: latest.as_ref().map(|f| f.jpeg.len() as u64),
             device: info.device.clone(),
@@ -376,11 +368,6 @@ impl Drop for RenditionGuard {
             live.retain(|(_, stats)| !Arc::ptr_eq(stats, &self.stats));
         }
     }
-}
-
-/// Buckets of the frame-age histogram (`/metrics`): 0.25 ms doubling to about 4 s.
-fn frame_age_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
 }
 
 /// Keeps a viewer counted; dropping it (the viewer left) may let the stream go idle.

@@ -119,7 +119,7 @@ impl Collector for Streams {
             MetricType::Histogram,
         )?;
         for s in &self.0 {
-            s.frame_age
+            s.sent
                 .encode(family.encode_family(&[("stream", s.name.as_str())])?)?;
         }
         // What the dashboard's viewers report they saw (`fanout::reports`): a sample per report.
