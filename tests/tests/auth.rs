@@ -350,6 +350,60 @@ async fn every_route_needs_the_token_and_healthz_stays_open() -> anyhow::Result<
 }
 
 #[tokio::test]
+async fn a_viewer_report_takes_what_opens_its_streams_api_entry() -> anyhow::Result<()> {
+    let relay = protected_relay().await?;
+    // (stream, credential, status); each taken report from a viewer of its own, so that none
+    // is refused as too soon after another.
+    let rows = [
+        ("lobby", Cred::Bearer(LOBBY), 204),
+        ("lobby", Cred::Bearer(TOKEN), 204),
+        ("lobby", Cred::Query(LOBBY), 204),
+        ("lobby", Cred::Basic("ops", "pass word"), 204),
+        ("lobby", Cred::None, 401),
+        ("lobby", Cred::Bearer("wrong-token-0"), 403),
+        ("main", Cred::Bearer(LOBBY), 403),
+        ("main", Cred::Bearer(SCRAPE), 403),
+        ("main", Cred::Bearer(TOKEN), 204),
+    ];
+    for (i, (stream, cred, expect)) in rows.into_iter().enumerate() {
+        let (path, mut headers) = cred.apply(&format!("/api/streams/{stream}/report"));
+        headers.push(("Content-Type", "application/json".into()));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = serde_json::json!({
+            "viewer": format!("viewer{i}"), "transport": "fetch", "fps": 30.0,
+            "skipped_relay": 0, "skipped_browser": 0,
+        });
+        let reply = post(relay.addr, &path, &headers, serde_json::to_vec(&body)?).await?;
+        assert_eq!(
+            reply.status.as_u16(),
+            expect,
+            "{stream} with {cred:?}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    // Only the taken ones were kept: four on lobby, one on main.
+    let kept = |name: &'static str| {
+        let relay = &relay;
+        async move {
+            let reply = mjpeg_relay_tests::request(
+                relay.addr,
+                "GET",
+                &format!("/api/streams/{name}"),
+                &[("Authorization", &format!("Bearer {TOKEN}"))],
+                bytes::Bytes::new(),
+            )
+            .await?;
+            anyhow::ensure!(reply.status == 200, "{name}: {}", reply.text());
+            let info: mjpeg_shared::api::StreamInfo = reply.json()?;
+            anyhow::Ok(info.viewer_reports.len())
+        }
+    };
+    assert_eq!((kept("lobby").await?, kept("main").await?), (4, 1));
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_wall_needs_each_streams_own_token_on_a_relay_without_its_own() -> anyhow::Result<()> {
     // Only per-stream tokens: a wall that were taken for a stream called "wall" would be open.
     let relay = TestRelay::start_with(

@@ -175,6 +175,13 @@ async fn viewer_reports_reach_the_api_and_metrics_and_bad_ones_change_nothing() 
     // Refused, each saying why, and none of them recorded.
     let too_soon = send(json(report("k3j9x0q2", 30.0, Some(41.0)))).await?;
     assert_eq!(too_soon.status, 429);
+    assert_eq!(
+        too_soon
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     for (body, why) in [
         (b"not json".to_vec(), "expected"),
         (
@@ -246,6 +253,27 @@ async fn viewer_reports_reach_the_api_and_metrics_and_bad_ones_change_nothing() 
         .map(|r| r.fps)
         .collect();
     assert_eq!(fps, [10.0, 29.5], "the most recent first");
+    relay.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_report_whose_body_stops_halfway_gets_408_after_5_s() -> anyhow::Result<()> {
+    let relay = TestRelay::start(&["a=test?size=160x120&fps=30"]).await?;
+    let slow = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(relay.addr).await?;
+        let head = format!(
+            "POST /api/streams/a/report HTTP/1.1\r\nHost: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"viewer\":",
+            relay.addr
+        );
+        tcp.write_all(head.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut head)).await??;
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(slow, "HTTP/1.1 408");
     relay.stop().await?;
     Ok(())
 }

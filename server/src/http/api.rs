@@ -69,10 +69,13 @@ pub async fn stream_meta(
         .body(body))
 }
 
+/// How long a report's body may take to arrive.
+const REPORT_BODY_WAIT: Duration = Duration::from_secs(5);
+
 /// `POST /api/streams/NAME/report`: one viewer's figures (JSON [`ViewerReport`]). 204 when
-/// taken; 400 saying what is wrong, 413 over [`REPORT_MAX_BYTES`], 415 not
-/// `application/json`, 429 too soon after the same viewer's last; nothing is recorded from a
-/// refused one.
+/// taken; 400 saying what is wrong, 408 a body slower than [`REPORT_BODY_WAIT`], 413 over
+/// [`REPORT_MAX_BYTES`], 415 not `application/json`, 429 (with `Retry-After`) too soon after
+/// the same viewer's last; nothing is recorded from a refused one.
 #[handler]
 pub async fn report(
     Path(name): Path<String>,
@@ -105,9 +108,11 @@ pub async fn report(
         Ok(data)
     };
     // A report is small: one that trickles in is not waited for.
-    let data = tokio::time::timeout(Duration::from_secs(5), read)
+    let data = tokio::time::timeout(REPORT_BODY_WAIT, read)
         .await
-        .map_err(|_| ApiError::BadReport("the body did not arrive within 5 s".into()))??;
+        .map_err(|_| ApiError::BodySlow {
+            seconds: REPORT_BODY_WAIT.as_secs(),
+        })??;
     let report: ViewerReport =
         serde_json::from_slice(&data).map_err(|e| ApiError::BadReport(e.to_string()))?;
     report.check().map_err(ApiError::BadReport)?;

@@ -99,6 +99,9 @@ pub enum ApiError {
     #[error("the pushed body sent nothing for {seconds} s; the stream is free for another pusher")]
     BodyIdle { seconds: u64 },
 
+    #[error("the request body did not arrive within {seconds} s")]
+    BodySlow { seconds: u64 },
+
     #[error("bad viewer report: {0} (docs/api.md)")]
     BadReport(String),
 
@@ -154,7 +157,7 @@ impl ResponseError for ApiError {
             ApiError::ReportNotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ReportRefused(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyIdle { .. } | ApiError::BodySlow { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NoFrame { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ShuttingDown
@@ -177,6 +180,13 @@ impl ResponseError for ApiError {
                 Some(RETRY_AFTER_SECS.to_string())
             }
             ApiError::VerifierBusy => Some("1".to_string()),
+            // Whole seconds, rounded up: never sooner than the relay takes the next one.
+            ApiError::ReportRefused(crate::fanout::reports::Refused::TooSoon) => Some(
+                crate::fanout::reports::MIN_INTERVAL
+                    .as_millis()
+                    .div_ceil(1000)
+                    .to_string(),
+            ),
             ApiError::TooManyFailures { retry_after } => Some(retry_after.to_string()),
             _ => None,
         };
