@@ -74,17 +74,19 @@ impl Sent {
     }
 
     pub fn totals(&self) -> SentTotals {
-        let sum = |f: fn(&Shard) -> &AtomicU64| {
-            self.shards
-                .iter()
-                .map(|s| f(s).load(Ordering::Relaxed))
-                .fold(0, u64::wrapping_add)
-        };
         SentTotals {
-            frames: sum(|s| &s.frames),
-            bytes: sum(|s| &s.bytes),
-            skipped: sum(|s| &s.skipped),
+            frames: self.sum(|s| &s.frames),
+            bytes: self.sum(|s| &s.bytes),
+            skipped: self.sum(|s| &s.skipped),
         }
+    }
+
+    /// One counter of every shard, added up.
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| counter(s).load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 }
 
@@ -115,11 +117,7 @@ impl EncodeMetric for Sent {
             } else {
                 f64::INFINITY
             };
-            b.1 = self
-                .shards
-                .iter()
-                .map(|s| s.age_buckets[i].load(Ordering::Relaxed))
-                .fold(0, u64::wrapping_add);
+            b.1 = self.sum(|s| &s.age_buckets[i]);
         }
         let count = buckets.iter().map(|b| b.1).fold(0, u64::wrapping_add);
         let sum: f64 = self
