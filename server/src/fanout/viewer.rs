@@ -17,7 +17,6 @@ use mjpeg_shared::wire::Layout;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tracing::Instrument;
 
 use super::frame::Frame;
 use super::pace::{self, Adapt, Pacer, RUNGS};
@@ -103,15 +102,41 @@ pub fn body(
     };
     // The shutdown future is made once, not per frame: each one made registers with the token
     // that every viewer shares, under its lock.
-    let shutdown = Box::pin(shutdown.cancelled_owned());
-    futures_util::stream::unfold((viewer, shutdown), move |(mut v, mut shutdown)| {
-        let span = v.span.clone();
-        async move {
-            let chunk = v.next_chunk(shutdown.as_mut()).await?;
-            Some((Ok(chunk), (v, shutdown)))
+    let mut shutdown = Box::pin(shutdown.cancelled_owned());
+    let span = viewer.span.clone();
+    // One loop for the viewer's life, polled where it lies: a stream made of a future per chunk
+    // (`stream::unfold`) moved the viewer into each one and that future into place, a copy of
+    // over a kilobyte per frame per viewer (perf: 3% of the relay's CPU at 1000 viewers).
+    let chunks = async_stream::stream! {
+        let mut viewer = viewer;
+        while let Some(chunk) = viewer.next_chunk(shutdown.as_mut()).await {
+            yield Ok::<_, std::io::Error>(chunk);
         }
-        .instrument(span)
-    })
+    };
+    InSpan { chunks, span }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream polled inside a span (tracing's `Instrument` is for futures): what the viewer
+    /// logs, the pacing's traces among it, carries the viewer's fields.
+    struct InSpan<S> {
+        #[pin]
+        chunks: S,
+        span: tracing::Span,
+    }
+}
+
+impl<S: FuturesStream> FuturesStream for InSpan<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        this.chunks.poll_next(cx)
+    }
 }
 
 impl Viewer {

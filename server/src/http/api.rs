@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use mjpeg_shared::api::{
     Health, ServerTime, SignRequest, SignedUrl, StreamInfo, StreamList, ViewerReport,
     REPORT_MAX_BYTES,
@@ -14,6 +13,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json, Path};
 use poem::{handler, Body, IntoResponse, Response};
 
+use super::body::{read_capped, Unread};
 use super::error::ApiError;
 use super::Site;
 use crate::clock::unix_micros_now;
@@ -93,26 +93,24 @@ pub async fn report(
     if !json {
         return Err(ApiError::ReportNotJson.into());
     }
-    let read = async {
-        let mut data = Vec::new();
-        let mut chunks = std::pin::pin!(body.into_bytes_stream());
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadReport(format!("reading the body: {e}")))?;
-            if data.len() + chunk.len() > REPORT_MAX_BYTES {
-                return Err(ApiError::ReportTooLarge {
-                    limit: REPORT_MAX_BYTES,
-                });
-            }
-            data.extend_from_slice(&chunk);
+    // A report is small: one that trickles in is not waited for, however its chunks are spaced
+    // (the whole body's wait ends first, so both ways out are the same 408).
+    let read = read_capped(body, REPORT_MAX_BYTES, REPORT_BODY_WAIT);
+    let data = match tokio::time::timeout(REPORT_BODY_WAIT, read).await {
+        Ok(Ok(data)) => data,
+        Ok(Err(Unread::Io(e))) => {
+            return Err(ApiError::BadReport(format!("reading the body: {e}")).into())
         }
-        Ok(data)
+        Ok(Err(Unread::TooLarge { limit, .. })) => {
+            return Err(ApiError::ReportTooLarge { limit }.into())
+        }
+        Ok(Err(Unread::Idle)) | Err(_) => {
+            return Err(ApiError::BodySlow {
+                seconds: REPORT_BODY_WAIT.as_secs(),
+            }
+            .into())
+        }
     };
-    // A report is small: one that trickles in is not waited for.
-    let data = tokio::time::timeout(REPORT_BODY_WAIT, read)
-        .await
-        .map_err(|_| ApiError::BodySlow {
-            seconds: REPORT_BODY_WAIT.as_secs(),
-        })??;
     let report: ViewerReport =
         serde_json::from_slice(&data).map_err(|e| ApiError::BadReport(e.to_string()))?;
     report.check().map_err(ApiError::BadReport)?;

@@ -23,14 +23,13 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use mjpeg_shared::api::IngestResult;
 use mjpeg_shared::multipart::{MultipartParser, ParseError, Part};
 use mjpeg_shared::wire::META_CONTENT_TYPE;
 use poem::web::{Data, Json, Path};
 use poem::{handler, Body, Request};
 
+use super::body::{next_chunk_within, read_capped, Unread};
 use super::error::ApiError;
 use super::Site;
 use crate::clock::unix_micros_now;
@@ -85,7 +84,9 @@ pub async fn ingest(
                 }
                 Some(value) => Some(check_meta(value, hub.max_meta)?),
             };
-            let jpeg = read_body(body, &hub).await?;
+            let jpeg = read_capped(body, hub.max_bytes, BODY_IDLE)
+                .await
+                .map_err(unread)?;
             publish(&hub, jpeg, &described, meta, "the body").map(|()| 1)
         }
     };
@@ -111,44 +112,22 @@ const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
 /// metadata, split from it by the network); a frame with nothing after it is published at once.
 const META_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The next chunk of the body within `wait`: `Err(None)` when it did not come in time.
-async fn next_chunk_within(
-    chunks: &mut (impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin),
-    wait: std::time::Duration,
-) -> Result<Option<bytes::Bytes>, Option<ApiError>> {
-    match tokio::time::timeout(wait, chunks.next()).await {
-        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-        Ok(Some(Err(e))) => Err(Some(ApiError::BadBody(e.to_string()))),
-        Ok(None) => Ok(None),
-        Err(_) => Err(None),
-    }
-}
-
 /// The next chunk of the body, or the idle timeout.
 async fn next_chunk(
     chunks: &mut (impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin),
 ) -> Result<Option<bytes::Bytes>, ApiError> {
-    next_chunk_within(chunks, BODY_IDLE).await.map_err(|e| {
-        e.unwrap_or(ApiError::BodyIdle {
-            seconds: BODY_IDLE.as_secs(),
-        })
-    })
+    next_chunk_within(chunks, BODY_IDLE).await.map_err(unread)
 }
 
-/// A single JPEG body, read up to the stream's limit.
-async fn read_body(body: Body, hub: &IngestHub) -> Result<bytes::Bytes, ApiError> {
-    let mut data = BytesMut::new();
-    let mut chunks = Box::pin(body.into_bytes_stream());
-    while let Some(chunk) = next_chunk(&mut chunks).await? {
-        if data.len() + chunk.len() > hub.max_bytes {
-            return Err(ApiError::TooLarge {
-                size: data.len() + chunk.len(),
-                limit: hub.max_bytes,
-            });
-        }
-        data.extend_from_slice(&chunk);
+/// What the pusher is told when its body could not be read.
+fn unread(e: Unread) -> ApiError {
+    match e {
+        Unread::Io(e) => ApiError::BadBody(e.to_string()),
+        Unread::TooLarge { size, limit } => ApiError::TooLarge { size, limit },
+        Unread::Idle => ApiError::BodyIdle {
+            seconds: BODY_IDLE.as_secs(),
+        },
     }
-    Ok(data.freeze())
 }
 
 /// A multipart body: every JPEG part is published as it arrives, with its metadata. `single`
@@ -209,11 +188,11 @@ impl Parts<'_> {
                     let wait = until.saturating_duration_since(tokio::time::Instant::now());
                     match next_chunk_within(&mut chunks, wait).await {
                         Ok(chunk) => chunk,
-                        Err(Some(err)) => return Err(err),
-                        Err(None) => {
+                        Err(Unread::Idle) => {
                             self.flush()?;
                             continue;
                         }
+                        Err(e) => return Err(unread(e)),
                     }
                 }
                 None => next_chunk(&mut chunks).await?,

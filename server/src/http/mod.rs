@@ -22,7 +22,8 @@
 //!
 //! - [`streams`]: `.mjpg`, `.frames` and `.jpg`: query parsing, viewer admission, snapshots.
 //! - [`api`]: the JSON routes and `/healthz`.
-//! - [`ingest`]: frames pushed into a `push` stream.
+//! - [`ingest`]: frames pushed into a `push` stream. [`body`]: request bodies, a chunk within a
+//!   wait or read whole, capped.
 //! - [`metrics`]: the Prometheus exposition at `/metrics`.
 //! - [`auth`]: the one access check. [`failures`]: wrong credentials counted per address.
 //!   [`guard`]: allowed hosts and security headers. [`error`]: errors and their statuses.
@@ -34,6 +35,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod dashboard;
 pub mod error;
 pub mod failures;

@@ -690,6 +690,11 @@ impl Connection {
         let parts = conn.into_parts();
         let unread = !parts.read_buf.is_empty();
         let mut io = parts.io.into_inner();
+        // Dropped here, not with the connection: `read_buf` is a view of hyper's whole read
+        // buffer (8 KB or more; the request head was split off it), and the fields of a value
+        // moved out of in part live to the end of its scope, which is the viewer's lifetime.
+        drop(parts.read_buf);
+        drop(parts.service);
         // The body ends at once on shutdown; a write stalled on a dead link does not hold the
         // relay past its grace period. (The grace runs from the first poll after shutdown, when
         // a write is found under way: at most a frame later, as the bodies end at once.)

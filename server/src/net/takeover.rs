@@ -14,7 +14,8 @@
 //! `proto/h1/role.rs`), or keeps the body with hyper when the head is not one it can continue.
 //! Once hyper has flushed everything it was given (the head, and any chunk it took), the
 //! connection's driver (`conn`, `serve_http1`) takes the body out, takes the socket back from
-//! hyper (`into_parts`, which frees hyper's buffers) and writes the rest itself ([`write`]).
+//! hyper (`into_parts`, which frees hyper's buffers but the read buffer it hands back, which the
+//! driver drops at once) and writes the rest itself ([`write`]).
 //! The connection ends with the body: for a viewer, when the relay shuts down, its source goes
 //! away, or the client closes.
 //!
