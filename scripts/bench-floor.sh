@@ -2,11 +2,11 @@
 # The relay against the floor (../shared/floor, a minimal reference MJPEG server; see its README),
 # in the same run: the same frames (the ~48 KB 640x480 JPEGs of scripts/bench.sh) at 30 fps, the
 # same `mjpeg-bench run` load, the floor and the relay one after the other, ROUNDS times
-# (default 3, the order flipped every round: floor/relay, relay/floor, ...) so that the
+# (default 5, the order flipped every round: floor/relay, relay/floor, ...) so that the
 # machine's drift hits both alike. For every figure `mjpeg-bench run` gives, prints the relay's
 # median over the rounds, the floor's and the ratio relay/floor, and writes them, with the
 # per-round values, to bench-out/floor.json (bench-out/floor-$LABEL.json with LABEL set).
-# Takes about 5 minutes with the defaults (2 loads x 2 servers x 3 rounds x ~25 s).
+# Takes about 8 minutes with the defaults (2 loads x 2 servers x 5 rounds x ~25 s).
 #
 #   scripts/bench-floor.sh
 #   RELAY_BIN=/work/bench-before/target/release/mjpeg-relay LABEL=before scripts/bench-floor.sh
@@ -17,7 +17,8 @@
 #                 target/release/mjpeg-bench (built when missing). Give the same BENCH_BIN to a
 #                 "before" and an "after" run so that only the relay differs.
 #   LABEL         names the output: bench-out/floor-$LABEL.json
-#   ROUNDS        rounds of floor + relay per load (3)
+#   ROUNDS        rounds of floor + relay per load (5: with 3, the same relay read 1.11x the
+#                 floor's CPU per GB in one run and 1.24x in the next, docs/benchmarks.md)
 #   BENCH_SECONDS measured seconds per run (20); BENCH_VIEWERS loads, e.g. "100" ("100 1000")
 #   RELAY_PATH    the relay's stream path (/streams/main.mjpg?layout=strict, see below)
 #   REPORT_ONLY=1 measure nothing: print the table and rewrite the JSON from the raw runs kept in
@@ -45,7 +46,7 @@ floor_src=$(abs "${FLOOR_SRC:-}")
 source "$(dirname "$0")/env.sh"
 floor_src=${floor_src:-$(realpath -e ../shared/floor)}
 
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 seconds=${BENCH_SECONDS:-20}
 loads=${BENCH_VIEWERS:-100 1000}
 relay_path=${RELAY_PATH:-/streams/main.mjpg?layout=strict}

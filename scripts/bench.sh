@@ -4,7 +4,7 @@
 # after another, then the relay against the floor (scripts/bench-floor.sh: ../shared/floor and the
 # relay through the same load in alternating rounds, reported as ratios), then the dashboard in
 # headless Chromium for 5 minutes, then the wall (scripts/bench-wall.sh). Results go to
-# bench-out/*.json. Takes about 16 minutes.
+# bench-out/*.json. Takes about 19 minutes.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cargo build --release -p mjpeg-relay -p mjpeg-bench
