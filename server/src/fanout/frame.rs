@@ -1,8 +1,9 @@
 //! A captured frame: one JPEG, encoded once, shared by every viewer.
 //!
 //! The wire bytes of a frame in each layout are built at most once, the first time a viewer of that
-//! layout needs them, and then handed to every other viewer as a cheap `Bytes` clone. A viewer
-//! never copies or re-encodes a frame.
+//! layout needs them, and then handed to every other viewer as a cheap clone of one buffer, with
+//! the HTTP/1.1 chunk framing the relay's writer sends around them (`net::takeover::Chunk`). A
+//! viewer never copies or re-encodes a frame.
 //!
 //! Renditions (another size or quality, or the metadata drawn in; [`crate::source::rendition`])
 //! go the same way: each is made at most once per frame, on the blocking pool (off the async
@@ -15,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mjpeg_shared::wire::{self, Layout, PartInfo};
 
+use crate::net::takeover::Chunk;
 use crate::source::rendition::{self, Rendition};
 use crate::source::Pipeline;
 
@@ -38,7 +40,7 @@ pub struct Frame {
     pub height: u32,
     /// Stages and metadata from a pipeline, if it came from one.
     pub pipeline: Pipeline,
-    parts: [OnceLock<Bytes>; Layout::ALL.len()],
+    parts: [OnceLock<Chunk>; Layout::ALL.len()],
     /// The renditions viewers asked of this frame (a handful at most: the stream caps them).
     variants: Mutex<Vec<(Rendition, Arc<Variant>)>>,
 }
@@ -48,7 +50,7 @@ pub struct Frame {
 #[derive(Debug, Default)]
 struct Variant {
     made: tokio::sync::OnceCell<(Bytes, Option<wire::Rendition>)>,
-    parts: [OnceLock<Bytes>; Layout::ALL.len()],
+    parts: [OnceLock<Chunk>; Layout::ALL.len()],
 }
 
 impl Frame {
@@ -126,7 +128,7 @@ impl Frame {
         layout: Layout,
         r: Rendition,
         counter: impl FnOnce() -> C,
-    ) -> Bytes
+    ) -> Chunk
     where
         C: FnOnce(&wire::Rendition, Duration) + Send + 'static,
     {
@@ -185,9 +187,9 @@ impl Frame {
     }
 
     /// `jpeg` (this frame's, or a rendition of it) as one part in `layout`, with the frame's
-    /// sequence number, capture time, stages and metadata, and which rendition it is.
-    fn build_part(&self, layout: Layout, jpeg: &[u8], rendition: Option<wire::Rendition>) -> Bytes {
-        let mut out = Vec::new();
+    /// sequence number, capture time, stages and metadata, and which rendition it is; framed as
+    /// one HTTP/1.1 chunk in the same buffer, for the viewers the relay writes itself.
+    fn build_part(&self, layout: Layout, jpeg: &[u8], rendition: Option<wire::Rendition>) -> Chunk {
         let info = PartInfo {
             seq: self.seq,
             timestamp_micros: self.captured_micros,
@@ -196,12 +198,13 @@ impl Frame {
             rendition,
             stream: Some(&self.stream),
         };
-        layout.write_part_with(&mut out, jpeg, &info);
-        Bytes::from(out)
+        // Part headers are under 300 bytes but for the metadata.
+        let size = jpeg.len() + 300 + self.pipeline.meta.as_ref().map_or(0, |m| m.len());
+        Chunk::framed(size, |out| layout.write_part_with(out, jpeg, &info))
     }
 
     /// This frame as one part of a stream in `layout`, built on first use.
-    pub fn part(&self, layout: Layout) -> Bytes {
+    pub fn part(&self, layout: Layout) -> Chunk {
         self.parts[layout.index()]
             .get_or_init(|| self.build_part(layout, &self.jpeg, None))
             .clone()
@@ -213,4 +216,38 @@ fn thread_cpu_time() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map(Duration::from)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What hyper and HTTP/1.0 viewers get of a part is exactly the layout's part: the framing
+    /// around it is the relay writer's alone.
+    #[test]
+    fn a_part_without_its_framing_is_the_layouts_part() {
+        let frame = Frame::with_pipeline(
+            "cam".into(),
+            7,
+            1_700_000_000_000_000,
+            Bytes::from_static(b"\xFF\xD8jpeg\xFF\xD9"),
+            (4, 2),
+            Pipeline::default(),
+        );
+        for layout in Layout::ALL {
+            let mut want = Vec::new();
+            let info = PartInfo {
+                seq: 7,
+                timestamp_micros: 1_700_000_000_000_000,
+                stages: &[],
+                meta: None,
+                rendition: None,
+                stream: Some("cam"),
+            };
+            layout.write_part_with(&mut want, &frame.jpeg, &info);
+            let part = frame.part(layout);
+            assert_eq!(part.len(), want.len(), "{layout:?}");
+            assert_eq!(&part.into_data()[..], &want[..], "{layout:?}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ use super::pace::{self, Adapt, Pacer, RUNGS};
 use super::stream::{Latest, RenditionGuard, Stream, ViewerGuard};
 use crate::clock::unix_micros_now;
 use crate::net::conn::ConnState;
+use crate::net::takeover::Chunk;
 
 /// A viewer's places under the viewer caps (`--max-viewers`, `--max-viewers-per-stream`), held
 /// in its body for as long as it is connected. Taken by the HTTP layer before the response
@@ -74,7 +75,7 @@ pub fn body(
     span: tracing::Span,
     admission: Admission,
     rendition: Option<RenditionGuard>,
-) -> impl FuturesStream<Item = std::io::Result<Bytes>> + Send + 'static {
+) -> impl FuturesStream<Item = std::io::Result<Chunk>> + Send + 'static {
     let adaptive = opts.adapt.map(|kind| Adaptive {
         kind,
         rung: 0,
@@ -143,14 +144,14 @@ impl Viewer {
     async fn next_chunk(
         &mut self,
         mut shutdown: Pin<&mut WaitForCancellationFutureOwned>,
-    ) -> Option<Bytes> {
+    ) -> Option<Chunk> {
         // A new viewer's preamble goes first, as its own static chunk (hyper writes it with the
         // head or the first frame), so no frame is copied to glue them.
         if !self.preamble_sent {
             self.preamble_sent = true;
             let preamble = self.opts.layout.preamble();
             if !preamble.is_empty() {
-                return Some(Bytes::from_static(preamble));
+                return Some(Bytes::from_static(preamble).into());
             }
         }
         // 1. This viewer's rate cap.

@@ -259,7 +259,8 @@ impl Admitted {
         site: &Site,
         opts: ViewerOptions,
         conn: Option<&Arc<ConnState>>,
-    ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    ) -> impl futures_util::Stream<Item = std::io::Result<crate::net::takeover::Chunk>> + Send + 'static
+    {
         let peer = req.remote_addr().as_socket_addr().copied();
         let span = tracing::debug_span!(
             "viewer",

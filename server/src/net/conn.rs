@@ -43,7 +43,7 @@
 //! connection in a wrapper that hides vectored writes from hyper, which then copies each body
 //! chunk into its own buffer, one 48 KB memcpy per frame per viewer and a frame-sized buffer kept
 //! per connection. Served directly, hyper writes each frame from the shared buffer with `writev`
-//! (and so does the relay's writer after a takeover).
+//! (and the relay's writer, after a takeover, the shared buffer with its chunk framing in it).
 //! poem still does everything above the connection: routes, extractors, responses.
 //!
 //! Memory per viewer is mostly what its connection holds for as long as it is open (profiled in
@@ -234,10 +234,13 @@ impl ConnState {
 /// head ([`super::takeover`]); over HTTP/2 (no state) hyper serves it.
 pub fn endless_body<S>(conn: Option<&Arc<ConnState>>, chunks: S) -> poem::Body
 where
-    S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
+    S: futures_util::Stream<Item = io::Result<takeover::Chunk>> + Send + 'static,
 {
     let Some(conn) = conn else {
-        return poem::Body::from_bytes_stream(chunks);
+        use futures_util::StreamExt;
+        // hyper frames what it writes: it gets the data alone.
+        let data = chunks.map(|chunk| chunk.map(takeover::Chunk::into_data));
+        return poem::Body::from_bytes_stream(data);
     };
     conn.handover.park(Box::pin(chunks));
     poem::Body::from_bytes_stream(Parked(conn.clone()))

@@ -20,7 +20,8 @@
 //! away, or the client closes.
 //!
 //! Everything a viewer does per frame (pacing, renditions, counting) stays in its body stream
-//! (`fanout::viewer`). The writer frames and writes what the stream yields, as hyper did: it
+//! (`fanout::viewer`). The writer frames and writes what the stream yields (a frame's part comes
+//! already framed, built once for every viewer: [`Chunk`]), as hyper did: it
 //! asks for the next chunk while the last one is being written, and the viewer waits for the
 //! flush that follows the write (`conn::ConnState::flushed_since`) before it picks the frame, so a
 //! slow link still shows as a slow flush.
@@ -39,7 +40,76 @@ use poem::http::{header, HeaderMap, Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A body that may be handed over: a stream of chunks, each written whole.
-pub type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+pub type Chunks = Pin<Box<dyn Stream<Item = io::Result<Chunk>> + Send>>;
+
+/// One piece of an endless body as its stream yields it: bytes, or bytes already framed as one
+/// HTTP/1.1 chunk in the buffer that holds them.
+///
+/// Why framed: a frame's part is built once per frame and shared by every viewer, so the chunk's
+/// size line and closing CRLF can be built once with it, around it in the same buffer. The
+/// writer then sends one buffer per frame. Sent as three pieces (size line, part, CRLF) in one
+/// `writev`, with the size line made per viewer, the same bytes cost a copy of the floor 11 %
+/// more CPU at 1000 viewers, and the relay a few percent (docs/benchmarks.md).
+#[derive(Clone, Debug)]
+pub enum Chunk {
+    Plain(Bytes),
+    /// `buf`: a size line of `head` bytes, the data, CRLF. Made by [`Chunk::framed`] only.
+    Framed {
+        buf: Bytes,
+        head: u8,
+    },
+}
+
+impl Chunk {
+    /// The data `write` appends to an empty buffer (about `size_hint` bytes), framed as one chunk
+    /// in that buffer: room for the size line is kept before the data, and filled in after.
+    pub fn framed(size_hint: usize, write: impl FnOnce(&mut Vec<u8>)) -> Chunk {
+        const ROOM: usize = ChunkHead::MAX_LEN;
+        let mut buf = Vec::with_capacity(ROOM + size_hint + 2);
+        buf.resize(ROOM, 0);
+        write(&mut buf);
+        let head = ChunkHead::new(buf.len() - ROOM);
+        let start = ROOM - head.len;
+        buf[start..ROOM].copy_from_slice(head.bytes());
+        buf.extend_from_slice(b"\r\n");
+        let mut buf = Bytes::from(buf);
+        buf.advance(start);
+        Chunk::Framed {
+            buf,
+            head: head.len as u8,
+        }
+    }
+
+    /// Bytes of data (the framing not counted).
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Plain(data) => data.len(),
+            Chunk::Framed { buf, head } => buf.len() - usize::from(*head) - 2,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The data alone (a view of the same buffer).
+    pub fn into_data(self) -> Bytes {
+        match self {
+            Chunk::Plain(data) => data,
+            Chunk::Framed { mut buf, head } => {
+                buf.truncate(buf.len() - 2);
+                buf.advance(usize::from(head));
+                buf
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Chunk {
+    fn from(data: Bytes) -> Self {
+        Chunk::Plain(data)
+    }
+}
 
 /// How the body's bytes are delimited on the wire: what hyper wrote in the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +198,7 @@ impl Handover {
         cx: &mut Context<'_>,
         flushes: u64,
     ) -> Poll<Option<io::Result<Bytes>>> {
+        // hyper frames what it writes itself: it gets the data alone.
         let mut slot = self.lock();
         let Some(parked) = slot.as_mut() else {
             // Taken over, and hyper is being dropped; or ended before.
@@ -136,7 +207,7 @@ impl Handover {
         match parked.chunks.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 parked.handed_at = Some(flushes);
-                Poll::Ready(Some(Ok(chunk)))
+                Poll::Ready(Some(Ok(chunk.into_data())))
             }
             Poll::Pending => {
                 // The first poll comes after hyper has encoded the head.
@@ -147,7 +218,7 @@ impl Handover {
                 let ended = slot.take();
                 drop(slot);
                 drop(ended);
-                Poll::Ready(end)
+                Poll::Ready(end.map(|err| err.map(Chunk::into_data)))
             }
         }
     }
@@ -204,7 +275,7 @@ where
     // bytes in its buffer, so a client cannot make the relay read without end.
     let mut reading = !unread;
     let mut discard = [0u8; 64];
-    let mut ahead: Option<Option<io::Result<Bytes>>> = None;
+    let mut ahead: Option<Option<io::Result<Chunk>>> = None;
     loop {
         let chunk = match ahead.take() {
             Some(chunk) => chunk,
@@ -222,9 +293,9 @@ where
         };
         match chunk {
             // An empty chunk would end a chunked body; hyper skips them too.
-            Some(Ok(data)) if data.is_empty() => {}
-            Some(Ok(data)) => {
-                let write = write_chunk(io, framing, data);
+            Some(Ok(chunk)) if chunk.is_empty() => {}
+            Some(Ok(chunk)) => {
+                let write = write_chunk(io, framing, chunk);
                 tokio::pin!(write);
                 loop {
                     tokio::select! {
@@ -265,32 +336,37 @@ fn gave_up() -> io::Error {
     )
 }
 
-/// Writes one chunk of a body in `framing` (one `writev` on plain TCP when the socket takes it
-/// all), then flushes: the flush is what the viewer waits for (`conn::ConnState::flushed_since`).
-async fn write_chunk<S>(io: &mut S, framing: Framing, data: Bytes) -> io::Result<()>
+/// Writes one chunk of a body in `framing` (one buffer when it came framed, else one `writev` on
+/// plain TCP when the socket takes it all), then flushes: the flush is what the viewer waits for
+/// (`conn::ConnState::flushed_since`).
+async fn write_chunk<S>(io: &mut S, framing: Framing, chunk: Chunk) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,
 {
-    match framing {
-        Framing::Chunked => {
+    match (framing, chunk) {
+        (Framing::Chunked, Chunk::Framed { buf, .. }) => io.write_all_buf(&mut { buf }).await?,
+        (Framing::Chunked, Chunk::Plain(data)) => {
             let head = ChunkHead::new(data.len());
             let mut buf = Buf::chain(Buf::chain(head.bytes(), data), &b"\r\n"[..]);
             io.write_all_buf(&mut buf).await?;
         }
-        Framing::CloseDelimited => io.write_all_buf(&mut { data }).await?,
+        (Framing::CloseDelimited, chunk) => io.write_all_buf(&mut chunk.into_data()).await?,
     }
     io.flush().await
 }
 
 /// A chunk's size line: hex digits and CRLF.
 struct ChunkHead {
-    buf: [u8; 18],
+    buf: [u8; ChunkHead::MAX_LEN],
     len: usize,
 }
 
 impl ChunkHead {
+    /// 16 hex digits (a `usize`) and CRLF.
+    const MAX_LEN: usize = 18;
+
     fn new(size: usize) -> Self {
-        let mut buf = [0u8; 18];
+        let mut buf = [0u8; Self::MAX_LEN];
         let digits = (usize::BITS - size.leading_zeros()).div_ceil(4).max(1) as usize;
         for (i, digit) in buf[..digits].iter_mut().enumerate() {
             let nibble = (size >> (4 * (digits - 1 - i))) & 0xf;
@@ -342,19 +418,28 @@ mod tests {
     }
 
     fn chunks(parts: &[&'static [u8]]) -> Chunks {
-        let items: Vec<io::Result<Bytes>> =
-            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        let items: Vec<io::Result<Chunk>> = parts
+            .iter()
+            .map(|p| Ok(Bytes::from_static(p).into()))
+            .collect();
         Box::pin(futures_util::stream::iter(items))
+    }
+
+    /// `data` framed in place, as a frame's part is built.
+    fn framed(data: &[u8]) -> Chunk {
+        Chunk::framed(0, |buf| buf.extend_from_slice(data))
     }
 
     /// Writes `parts` through [`write`] into one end of a pipe and returns what the other end
     /// read: the body as a client sees it.
     async fn written(parts: &[&'static [u8]], framing: Framing) -> Vec<u8> {
+        written_chunks(chunks(parts), framing).await
+    }
+
+    async fn written_chunks(chunks: Chunks, framing: Framing) -> Vec<u8> {
         let (mut ours, mut theirs) = tokio::io::duplex(1024);
-        let writer = tokio::spawn({
-            let chunks = chunks(parts);
-            async move { write_never_giving_up(&mut ours, chunks, framing).await }
-        });
+        let writer =
+            tokio::spawn(async move { write_never_giving_up(&mut ours, chunks, framing).await });
         let mut got = Vec::new();
         tokio::time::timeout(
             std::time::Duration::from_secs(5),
@@ -376,6 +461,43 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    #[test]
+    fn a_chunk_framed_in_place_is_its_size_line_data_and_crlf() {
+        for data in [&b""[..], b"x", &[7u8; 300]] {
+            let chunk = framed(data);
+            assert_eq!(chunk.len(), data.len());
+            let Chunk::Framed { buf, .. } = chunk.clone() else {
+                panic!("framed");
+            };
+            let mut want = ChunkHead::new(data.len()).bytes().to_vec();
+            want.extend_from_slice(data);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(&buf[..], &want[..]);
+            assert_eq!(&chunk.into_data()[..], data);
+        }
+    }
+
+    #[tokio::test]
+    async fn framed_and_plain_chunks_make_the_same_body() {
+        // Chunked: the framed chunk goes as it is; close-delimited: its data alone.
+        let body = |framing| {
+            let items: Vec<io::Result<Chunk>> = vec![
+                Ok(Bytes::from_static(b"--frame\r\n").into()),
+                Ok(framed(&[7u8; 300])),
+                Ok(framed(b"")),
+            ];
+            written_chunks(Box::pin(futures_util::stream::iter(items)), framing)
+        };
+        assert_eq!(
+            body(Framing::Chunked).await,
+            written(&[b"--frame\r\n", &[7u8; 300]], Framing::Chunked).await
+        );
+        assert_eq!(
+            body(Framing::CloseDelimited).await,
+            written(&[b"--frame\r\n", &[7u8; 300]], Framing::CloseDelimited).await
+        );
+    }
+
     #[tokio::test]
     async fn close_delimited_bodies_are_the_bytes_then_the_close() {
         let got = written(&[b"ab", b"cd"], Framing::CloseDelimited).await;
@@ -393,7 +515,7 @@ mod tests {
             let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
                 if n == 0 {
-                    Some((Ok(Bytes::from_static(&[1u8; 1000])), ()))
+                    Some((Ok(Bytes::from_static(&[1u8; 1000]).into()), ()))
                 } else {
                     std::future::pending().await
                 }
@@ -446,7 +568,7 @@ mod tests {
             let (mut ours, theirs) = tokio::io::duplex(pipe);
             let (tx, rx) = mpsc::unbounded_channel();
             let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok(b), rx))
+                rx.recv().await.map(|b| (Ok(Chunk::from(b)), rx))
             }));
             let polls = Arc::new(AtomicUsize::new(0));
             let (fire, mut fired) = oneshot::channel::<()>();
