@@ -218,7 +218,7 @@ impl Handover {
                 let ended = slot.take();
                 drop(slot);
                 drop(ended);
-                Poll::Ready(end.map(|err| err.map(Chunk::into_data)))
+                Poll::Ready(end.map(|item| item.map(Chunk::into_data)))
             }
         }
     }
