@@ -98,7 +98,9 @@ pub struct Pacer {
     max_window: u64,
     last: Option<Point>,
     rate: Option<f64>,
-    checked: Option<Instant>,
+    /// When the link is next due a look ([`CHECK_EVERY`] after the last), kept as a deadline so
+    /// that the check once a frame is one comparison.
+    next_check: Option<Instant>,
     watch_until: Option<Instant>,
     /// Since when every look found the queue read up.
     calm_since: Option<Instant>,
@@ -113,13 +115,13 @@ impl Pacer {
     pub fn due(&self, now: Instant, connection_waited: bool) -> bool {
         connection_waited
             || self.watch_until.is_some_and(|t| now < t)
-            || self.checked.is_none_or(|t| now >= t + CHECK_EVERY)
+            || self.next_check.is_none_or(|t| now >= t)
     }
 
     /// Takes in what the kernel says of the link now; `backed_up`: the connection could not take
     /// all that was handed to it for at least [`BACKED_UP`] until just now (the link was busy).
     pub fn observe(&mut self, info: &TcpInfo, now: Instant, backed_up: bool) -> Link {
-        self.checked = Some(now);
+        self.next_check = Some(now + CHECK_EVERY);
         // In the receive buffer as of the last acknowledgement.
         let buffered = match info.peer_window {
             Some(window) => {

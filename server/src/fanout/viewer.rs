@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::Stream as FuturesStream;
 use mjpeg_shared::wire::Layout;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -43,23 +44,29 @@ pub struct ViewerOptions {
     pub adapt: Option<Adapt>,
 }
 
+/// `repr(C)`, in this order: the fields read or written for every frame first and together, the
+/// rest after them. At a thousand viewers a viewer's memory has left the cache by its next
+/// frame, so every line a frame touches is a likely miss (docs/benchmarks.md, cachegrind).
+#[repr(C)]
 struct Viewer {
-    stream: Arc<Stream>,
     rx: watch::Receiver<Latest>,
-    opts: ViewerOptions,
-    conn: Option<Arc<ConnState>>,
     last_seq: Option<u64>,
-    preamble_sent: bool,
-    /// The connection's flush count when the last chunk was handed over.
+    /// The connection's flush count when the last chunk was handed over (`None` once a flush
+    /// since has been seen).
     flushes_at_send: Option<u64>,
+    conn: Option<Arc<ConnState>>,
+    stream: Arc<Stream>,
     next_allowed: Option<Instant>,
     sent: u64,
     skipped: u64,
-    span: tracing::Span,
+    /// Boxed: most viewers do not adapt, and its ladder would sit between the fields above.
+    adaptive: Option<Box<Adaptive>>,
     /// The rendition it watches (`None`: the source's frames), counted while it does.
     rendition: Option<RenditionGuard>,
+    opts: ViewerOptions,
+    preamble_sent: bool,
     pacer: Pacer,
-    adaptive: Option<Adaptive>,
+    span: tracing::Span,
     _guard: ViewerGuard,
     _admission: Admission,
 }
@@ -76,12 +83,14 @@ pub fn body(
     admission: Admission,
     rendition: Option<RenditionGuard>,
 ) -> impl FuturesStream<Item = std::io::Result<Chunk>> + Send + 'static {
-    let adaptive = opts.adapt.map(|kind| Adaptive {
-        kind,
-        rung: 0,
-        sizes: [None; RUNGS],
-        guard: None,
-        changed: Instant::now(),
+    let adaptive = opts.adapt.map(|kind| {
+        Box::new(Adaptive {
+            kind,
+            rung: 0,
+            sizes: [None; RUNGS],
+            guard: None,
+            changed: Instant::now(),
+        })
     });
     let viewer = Viewer {
         _admission: admission,
@@ -114,7 +123,13 @@ pub fn body(
             yield Ok::<_, std::io::Error>(chunk);
         }
     };
-    InSpan { chunks, span }
+    // Inside the viewer's span only when it is enabled (above the default log level): the
+    // wrapper's span would be one more cache line read at every poll.
+    if span.is_disabled() {
+        Either::Left(chunks)
+    } else {
+        Either::Right(InSpan { chunks, span })
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -152,6 +167,14 @@ impl Viewer {
             let preamble = self.opts.layout.preamble();
             if !preamble.is_empty() {
                 return Some(Bytes::from_static(preamble).into());
+            }
+        }
+        // The previous frame may well be written already: this is polled right after the writer
+        // flushes. Looked at now, while the connection's count is in cache, a wake-up later the
+        // check below is skipped (a flush once seen stays seen).
+        if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
+            if conn.flushes() > seen {
+                self.flushes_at_send = None;
             }
         }
         // 1. This viewer's rate cap.
@@ -193,8 +216,10 @@ impl Viewer {
         if let Some(conn) = &self.conn {
             // The clock is read once a look (the link's state is a syscall's age old anyway).
             let mut now = Instant::now();
-            let give_up = now + pace::MAX_TOTAL_HOLD;
-            while now < give_up && self.pacer.due(now, waited) {
+            let mut give_up = None;
+            while self.pacer.due(now, waited)
+                && now < *give_up.get_or_insert(now + pace::MAX_TOTAL_HOLD)
+            {
                 let Some(info) = conn.link() else { break };
                 let link = self.pacer.observe(&info, now, backed_up);
                 backed_up = false;
@@ -218,7 +243,9 @@ impl Viewer {
             .map_or(0, |last| frame.seq.saturating_sub(last + 1));
         self.skipped += skipped;
         self.sent += 1;
-        self.choose_rung(&frame);
+        if self.adaptive.is_some() {
+            self.choose_rung(&frame);
+        }
         let chunk = match self.watching() {
             Some(r) => {
                 frame

@@ -297,6 +297,13 @@ where
             Some(Ok(chunk)) => {
                 let write = write_chunk(io, framing, chunk);
                 tokio::pin!(write);
+                // Most writes finish at their first poll (the kernel takes the frame whole):
+                // tried once on its own, as the select below costs more than the write's poll.
+                let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+                if let Poll::Ready(written) = first {
+                    written?;
+                    continue;
+                }
                 loop {
                     tokio::select! {
                         biased;
@@ -344,13 +351,15 @@ where
     S: AsyncWrite + Unpin,
 {
     match (framing, chunk) {
-        (Framing::Chunked, Chunk::Framed { buf, .. }) => io.write_all_buf(&mut { buf }).await?,
+        // One buffer: a plain write, which costs fewer instructions per frame than the
+        // vectored path `write_all_buf` takes for any `Buf` (callgrind).
+        (Framing::Chunked, Chunk::Framed { buf, .. }) => io.write_all(&buf).await?,
         (Framing::Chunked, Chunk::Plain(data)) => {
             let head = ChunkHead::new(data.len());
             let mut buf = Buf::chain(Buf::chain(head.bytes(), data), &b"\r\n"[..]);
             io.write_all_buf(&mut buf).await?;
         }
-        (Framing::CloseDelimited, chunk) => io.write_all_buf(&mut chunk.into_data()).await?,
+        (Framing::CloseDelimited, chunk) => io.write_all(&chunk.into_data()).await?,
     }
     io.flush().await
 }
