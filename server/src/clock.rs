@@ -23,17 +23,27 @@ pub fn unix_micros_now() -> u64 {
 /// The machine's clock. Read for every frame sent to every viewer (its age), so straight from
 /// `clock_gettime`: `SystemTime::duration_since` took twice the instructions of the read itself
 /// (callgrind).
-#[cfg(unix)]
 fn machine_micros() -> i64 {
     use nix::time::{clock_gettime, ClockId};
     clock_gettime(ClockId::CLOCK_REALTIME)
         .map_or(0, |t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1_000)
 }
 
-#[cfg(not(unix))]
-fn machine_micros() -> i64 {
+#[cfg(test)]
+mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+
+    use super::*;
+
+    #[test]
+    fn the_machine_clock_reads_as_system_time_does() {
+        let micros = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+        let before = micros(SystemTime::now());
+        let read = machine_micros();
+        let after = micros(SystemTime::now());
+        assert!(
+            (before..=after).contains(&read),
+            "{read} not within {before}..={after}"
+        );
+    }
 }

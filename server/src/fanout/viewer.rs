@@ -44,9 +44,10 @@ pub struct ViewerOptions {
     pub adapt: Option<Adapt>,
 }
 
-/// `repr(C)`, in this order: the fields read or written for every frame first and together, the
-/// rest after them. At a thousand viewers a viewer's memory has left the cache by its next
-/// frame, so every line a frame touches is a likely miss (docs/benchmarks.md, cachegrind).
+/// `repr(C)`, in this order: the fields of the common per-frame path first and together; the
+/// span, the guards and the admission, which only live as long as the viewer, last. At a
+/// thousand viewers a viewer's memory has left the cache by its next frame, so every line a
+/// frame touches is a likely miss (docs/benchmarks.md, "Counting instead of timing").
 #[repr(C)]
 struct Viewer {
     rx: watch::Receiver<Latest>,
@@ -59,12 +60,13 @@ struct Viewer {
     next_allowed: Option<Instant>,
     sent: u64,
     skipped: u64,
-    /// Boxed: most viewers do not adapt, and its ladder would sit between the fields above.
+    opts: ViewerOptions,
+    preamble_sent: bool,
+    /// Boxed: most viewers do not adapt, and its ladder would sit between the fields above and
+    /// below.
     adaptive: Option<Box<Adaptive>>,
     /// The rendition it watches (`None`: the source's frames), counted while it does.
     rendition: Option<RenditionGuard>,
-    opts: ViewerOptions,
-    preamble_sent: bool,
     pacer: Pacer,
     span: tracing::Span,
     _guard: ViewerGuard,
@@ -170,8 +172,9 @@ impl Viewer {
             }
         }
         // The previous frame may well be written already: this is polled right after the writer
-        // flushes. Looked at now, while the connection's count is in cache, a wake-up later the
-        // check below is skipped (a flush once seen stays seen).
+        // flushes. Looked at now, while the count is still in cache from that flush, rather than
+        // after the wait for a newer frame; once a flush is seen, the check in step 3 is skipped
+        // (the count only grows).
         if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
             if conn.flushes() > seen {
                 self.flushes_at_send = None;

@@ -411,7 +411,8 @@ pub async fn serve(
 
 /// Spawns a connection's task inside its span, or without it when the span is disabled (at the
 /// default log level): `Instrumented` keeps the span after the future, on a cache line of its
-/// own that every poll reads, once a frame for every viewer (cachegrind at 1000 viewers).
+/// own that every poll reads, once a frame for every viewer (docs/benchmarks.md, "Counting
+/// instead of timing").
 fn spawn_in<F>(tasks: &TaskTracker, span: tracing::Span, task: F)
 where
     F: Future<Output = ()> + Send + 'static,
@@ -666,9 +667,9 @@ impl Connection {
             // Request heads over this are refused with 431; bodies still stream through in chunks.
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        // Boxed: hyper's connection (over a kilobyte) is needed only until the takeover. Inline,
-        // it would size this task's future for the viewer's whole life, with the states polled
-        // once a frame (this function's, `takeover::write`'s) far apart in it.
+        // Boxed: hyper's connection (over a kilobyte) is needed only until the takeover, and is
+        // freed there. Inline, it would size this task's future for the viewer's whole life, with
+        // the states polled once a frame (this function's, `takeover::write`'s) far apart in it.
         let mut conn = Box::new(conn);
         // hyper serves requests until the connection ends, or until a response's endless body
         // can be handed over (super::takeover). hyper's header_read_timeout closes idle
@@ -697,12 +698,17 @@ impl Connection {
             }
             None => {
                 Pin::new(&mut *conn).graceful_shutdown();
-                let _ = tokio::time::timeout(self.grace, *conn).await;
+                let _ = tokio::time::timeout(self.grace, conn).await;
                 return;
             }
         };
         // Everything hyper was given is in the kernel: its buffers are freed, the socket stays.
-        let parts = (*conn).into_parts();
+        // The box is taken into the block so that it is freed at its end: a box moved out of is
+        // freed only when it goes out of scope, here the viewer's lifetime.
+        let parts = {
+            let conn = conn;
+            (*conn).into_parts()
+        };
         let unread = !parts.read_buf.is_empty();
         let mut io = parts.io.into_inner();
         // Dropped here, not with the connection: `read_buf` is a view of hyper's whole read

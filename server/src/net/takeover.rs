@@ -343,9 +343,10 @@ fn gave_up() -> io::Error {
     )
 }
 
-/// Writes one chunk of a body in `framing` (one buffer when it came framed, else one `writev` on
-/// plain TCP when the socket takes it all), then flushes: the flush is what the viewer waits for
-/// (`conn::ConnState::flushed_since`).
+/// Writes one chunk of a body in `framing` (one `write` of one buffer when it came framed or goes
+/// close-delimited; a plain chunk, only the preamble, as one `writev` of its size line, data and
+/// CRLF on plain TCP when the socket takes it all), then flushes: the flush is what the viewer
+/// waits for (`conn::ConnState::flushed_since`).
 async fn write_chunk<S>(io: &mut S, framing: Framing, chunk: Chunk) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,
