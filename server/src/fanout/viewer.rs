@@ -173,13 +173,8 @@ impl Viewer {
         }
         // The previous frame may well be written already: this is polled right after the writer
         // flushes. Looked at now, while the count is still in cache from that flush, rather than
-        // after the wait for a newer frame; once a flush is seen, the check in step 3 is skipped
-        // (the count only grows).
-        if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
-            if conn.flushes() > seen {
-                self.flushes_at_send = None;
-            }
-        }
+        // only after the wait for a newer frame.
+        self.note_flush();
         // 1. This viewer's rate cap.
         if let Some(at) = self.next_allowed {
             // Biased, shutdown last, in every wait here: polling the shutdown future takes the
@@ -202,18 +197,17 @@ impl Viewer {
         let mut waited = false;
         // The connection could not take the previous frame for a while: its link was busy.
         let mut backed_up = false;
+        self.note_flush();
         if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
-            if conn.flushes() <= seen {
-                waited = true;
-                let since = Instant::now();
-                tokio::select! {
-                    biased;
-                    _ = conn.flushed_since(seen) => {}
-                    _ = shutdown.as_mut() => return None,
-                }
-                backed_up = since.elapsed() >= pace::BACKED_UP;
-                take_newer(&mut self.rx, &self.stream, &mut frame);
+            waited = true;
+            let since = Instant::now();
+            tokio::select! {
+                biased;
+                _ = conn.flushed_since(seen) => {}
+                _ = shutdown.as_mut() => return None,
             }
+            backed_up = since.elapsed() >= pace::BACKED_UP;
+            take_newer(&mut self.rx, &self.stream, &mut frame);
         }
         // 4. Just in time: what is queued ahead of it in the kernels must be nearly read.
         if let Some(conn) = &self.conn {
@@ -277,6 +271,17 @@ impl Viewer {
             self.next_allowed = Some(base + period);
         }
         Some(chunk)
+    }
+
+    /// Forgets the flush count of the last send once the connection has flushed since: a flush
+    /// once seen stays seen (the count only grows), so `flushes_at_send` still set means the
+    /// previous chunk may still be with the writer.
+    fn note_flush(&mut self) {
+        if let (Some(conn), Some(seen)) = (&self.conn, self.flushes_at_send) {
+            if conn.flushes() > seen {
+                self.flushes_at_send = None;
+            }
+        }
     }
 
     /// The rendition this frame goes at: an adaptive viewer's rung below the first, else what
