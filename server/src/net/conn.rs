@@ -710,7 +710,7 @@ impl Connection {
             (*conn).into_parts()
         };
         let unread = !parts.read_buf.is_empty();
-        let mut io = parts.io.into_inner();
+        let io = parts.io.into_inner();
         // Dropped here, not with the connection: `read_buf` is a view of hyper's whole read
         // buffer (8 KB or more; the request head was split off it), and the fields of a value
         // moved out of in part live to the end of its scope, which is the viewer's lifetime.
@@ -723,7 +723,7 @@ impl Connection {
             self.shutdown.cancelled().await;
             tokio::time::sleep(self.grace).await;
         };
-        if let Err(err) = takeover::write(&mut io, chunks, framing, unread, give_up).await {
+        if let Err(err) = takeover::write(io, chunks, framing, unread, give_up).await {
             tracing::debug!(%err, "stream connection ended with an error");
         }
     }

@@ -35,9 +35,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use poem::http::{header, HeaderMap, Method, StatusCode, Version};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A body that may be handed over: a stream of chunks, each written whole.
 pub type Chunks = Pin<Box<dyn Stream<Item = io::Result<Chunk>> + Send>>;
@@ -257,83 +257,181 @@ impl Handover {
 /// first try, and during the last write (the end of the body, once a connection): the body
 /// itself ends at once on shutdown, and a future polled once a frame for every viewer costs a
 /// cache miss each time.
-pub async fn write<S>(
-    io: &mut S,
-    mut chunks: Chunks,
-    framing: Framing,
-    unread: bool,
-    give_up: impl Future<Output = ()>,
-) -> io::Result<()>
+pub fn write<S, G>(io: S, chunks: Chunks, framing: Framing, unread: bool, give_up: G) -> Write<S, G>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    G: Future<Output = ()>,
 {
-    tokio::pin!(give_up);
-    // Read only to see the client close, and only while waiting for a chunk: a client that
-    // stops reading in the middle of a write is found by the write failing (TCP_USER_TIMEOUT,
-    // `conn`, at most 20 s). Nothing the client sends is answered (a second request cannot
-    // follow an endless body); once it has sent something, reading stops, as hyper stops with
-    // bytes in its buffer, so a client cannot make the relay read without end.
-    let mut reading = !unread;
-    let mut discard = [0u8; 64];
-    let mut ahead: Option<Option<io::Result<Chunk>>> = None;
-    loop {
-        let chunk = match ahead.take() {
-            Some(chunk) => chunk,
-            None => tokio::select! {
-                biased;
-                chunk = chunks.next() => chunk,
-                read = io.read(&mut discard), if reading => {
-                    if read? == 0 {
-                        return Ok(());
-                    }
-                    reading = false;
-                    continue;
-                }
-            },
-        };
-        match chunk {
-            // An empty chunk would end a chunked body; hyper skips them too.
-            Some(Ok(chunk)) if chunk.is_empty() => {}
-            Some(Ok(chunk)) => {
-                let write = write_chunk(io, framing, chunk);
-                tokio::pin!(write);
-                // Most writes finish at their first poll (the kernel takes the frame whole):
-                // tried once on its own, as the select below costs more than the write's poll.
-                let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-                if let Poll::Ready(written) = first {
-                    written?;
-                    continue;
-                }
-                loop {
-                    tokio::select! {
-                        biased;
-                        written = &mut write => {
-                            written?;
-                            break;
+    Write {
+        step: Step::Next,
+        // Read only to see the client close, and only while waiting for a chunk: a client that
+        // stops reading in the middle of a write is found by the write failing
+        // (TCP_USER_TIMEOUT, `conn`, at most 20 s). Nothing the client sends is answered (a
+        // second request cannot follow an endless body); once it has sent something, reading
+        // stops, as hyper stops with bytes in its buffer, so a client cannot make the relay read
+        // without end.
+        reading: !unread,
+        framing,
+        out: Bytes::new(),
+        ahead: None,
+        chunks,
+        io,
+        give_up,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`write`]: a state machine written out rather than an `async fn`, so that
+    /// what it touches per frame is a few fields side by side, in this order (`repr(C)`). As an
+    /// `async fn` with a `select!`, each frame wrote a fresh write future into its state and
+    /// read the select's, over several cache lines that a thousand viewers' frames had evicted
+    /// since (docs/benchmarks.md, "Counting instead of timing").
+    #[repr(C)]
+    pub struct Write<S, G> {
+        step: Step,
+        reading: bool,
+        framing: Framing,
+        // What is left to write of the chunk (or the body's end) under way.
+        out: Bytes,
+        // The next chunk, asked for while the last one was being written.
+        ahead: Option<Option<io::Result<Chunk>>>,
+        chunks: Chunks,
+        io: S,
+        #[pin]
+        give_up: G,
+    }
+}
+
+/// Where [`Write`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Waiting for the next chunk (and watching for the client to close).
+    Next,
+    /// Writing `out`, then flushing.
+    Chunk,
+    /// Writing the body's end in `out`, then flushing.
+    End,
+    /// Closing the connection.
+    Close,
+}
+
+impl<S, G> Future for Write<S, G>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    G: Future<Output = ()>,
+{
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut this = self.project();
+        loop {
+            match *this.step {
+                Step::Next => {
+                    let next = match this.ahead.take() {
+                        Some(next) => next,
+                        None => match this.chunks.as_mut().poll_next(cx) {
+                            Poll::Ready(next) => next,
+                            Poll::Pending => {
+                                if !*this.reading {
+                                    return Poll::Pending;
+                                }
+                                let mut discard = [0u8; 64];
+                                let mut read = ReadBuf::new(&mut discard);
+                                match Pin::new(&mut *this.io).poll_read(cx, &mut read) {
+                                    Poll::Pending => return Poll::Pending,
+                                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                                    Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                                        return Poll::Ready(Ok(()));
+                                    }
+                                    Poll::Ready(Ok(())) => {
+                                        *this.reading = false;
+                                        continue;
+                                    }
+                                }
+                            }
+                        },
+                    };
+                    match next {
+                        // An empty chunk would end a chunked body; hyper skips them too.
+                        Some(Ok(chunk)) if chunk.is_empty() => {}
+                        Some(Ok(chunk)) => {
+                            *this.out = on_the_wire(*this.framing, chunk);
+                            *this.step = Step::Chunk;
                         }
-                        next = chunks.next(), if ahead.is_none() => ahead = Some(next),
-                        _ = &mut give_up => return Err(gave_up()),
+                        Some(Err(err)) => return Poll::Ready(Err(err)),
+                        None => {
+                            if *this.framing == Framing::Chunked {
+                                *this.out = Bytes::from_static(b"0\r\n\r\n");
+                            }
+                            *this.step = Step::End;
+                        }
                     }
                 }
-            }
-            Some(Err(err)) => return Err(err),
-            None => {
-                let finish = async {
-                    if framing == Framing::Chunked {
-                        io.write_all(b"0\r\n\r\n").await?;
+                Step::Chunk | Step::End => match write_out(this.io, this.out, cx) {
+                    Poll::Ready(Ok(())) if *this.step == Step::Chunk => *this.step = Step::Next,
+                    Poll::Ready(Ok(())) => *this.step = Step::Close,
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {
+                        // A slow link: the next chunk is asked for meanwhile (the viewer waits
+                        // for this write's flush before it picks one), and the relay may give
+                        // up on the write (on shutdown every body ends, a dead link's too).
+                        if *this.step == Step::Chunk && this.ahead.is_none() {
+                            if let Poll::Ready(next) = this.chunks.as_mut().poll_next(cx) {
+                                *this.ahead = Some(next);
+                            }
+                        }
+                        if this.give_up.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Err(gave_up()));
+                        }
+                        return Poll::Pending;
                     }
-                    io.flush().await?;
-                    io.shutdown().await
-                };
-                // On shutdown every body ends here, a dead link's too.
-                return tokio::select! {
-                    biased;
-                    done = finish => done,
-                    _ = &mut give_up => Err(gave_up()),
-                };
+                },
+                Step::Close => {
+                    return match Pin::new(&mut *this.io).poll_shutdown(cx) {
+                        Poll::Pending if this.give_up.as_mut().poll(cx).is_ready() => {
+                            Poll::Ready(Err(gave_up()))
+                        }
+                        other => other,
+                    };
+                }
             }
         }
     }
+}
+
+/// A chunk's bytes as `framing` puts them on the wire: a framed chunk as it came (one buffer,
+/// one plain `write`: fewer instructions per frame than a vectored write, callgrind); a plain
+/// one, only the preamble, copied into its frame; close-delimited, the data alone.
+fn on_the_wire(framing: Framing, chunk: Chunk) -> Bytes {
+    match (framing, chunk) {
+        (Framing::Chunked, Chunk::Framed { buf, .. }) => buf,
+        (Framing::Chunked, Chunk::Plain(data)) => {
+            let head = ChunkHead::new(data.len());
+            let mut buf = Vec::with_capacity(head.len + data.len() + 2);
+            buf.extend_from_slice(head.bytes());
+            buf.extend_from_slice(&data);
+            buf.extend_from_slice(b"\r\n");
+            buf.into()
+        }
+        (Framing::CloseDelimited, chunk) => chunk.into_data(),
+    }
+}
+
+/// Writes `out` whole, then flushes: the flush is what the viewer waits for
+/// (`conn::ConnState::flushed_since`). Resumes where the last poll left off.
+fn write_out<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    out: &mut Bytes,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while !out.is_empty() {
+        match std::task::ready!(Pin::new(&mut *io).poll_write(cx, out)) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => out.advance(n),
+            Err(err) => return Poll::Ready(Err(err)),
+        }
+    }
+    Pin::new(io).poll_flush(cx)
 }
 
 fn gave_up() -> io::Error {
@@ -341,28 +439,6 @@ fn gave_up() -> io::Error {
         io::ErrorKind::TimedOut,
         "write still under way when the relay gave up on it",
     )
-}
-
-/// Writes one chunk of a body in `framing` (one `write` of one buffer when it came framed or goes
-/// close-delimited; a plain chunk, only the preamble, as one `writev` of its size line, data and
-/// CRLF on plain TCP when the socket takes it all), then flushes: the flush is what the viewer
-/// waits for (`conn::ConnState::flushed_since`).
-async fn write_chunk<S>(io: &mut S, framing: Framing, chunk: Chunk) -> io::Result<()>
-where
-    S: AsyncWrite + Unpin,
-{
-    match (framing, chunk) {
-        // One buffer: a plain write, which costs fewer instructions per frame than the
-        // vectored path `write_all_buf` takes for any `Buf` (callgrind).
-        (Framing::Chunked, Chunk::Framed { buf, .. }) => io.write_all(&buf).await?,
-        (Framing::Chunked, Chunk::Plain(data)) => {
-            let head = ChunkHead::new(data.len());
-            let mut buf = Buf::chain(Buf::chain(head.bytes(), data), &b"\r\n"[..]);
-            io.write_all_buf(&mut buf).await?;
-        }
-        (Framing::CloseDelimited, chunk) => io.write_all(&chunk.into_data()).await?,
-    }
-    io.flush().await
 }
 
 /// A chunk's size line: hex digits and CRLF.
@@ -400,6 +476,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use tokio::io::AsyncReadExt;
     use tokio::sync::{mpsc, oneshot};
 
     use super::*;
@@ -561,6 +638,27 @@ mod tests {
         .await
         .expect("the writer sees the close while it waits for a chunk");
         assert!(res.is_ok(), "{res:?}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_between_chunks_ends_the_writer() {
+        let (tx, mut w) = Watched::start(64);
+        for _ in 0..3 {
+            tx.send(Bytes::from_static(b"small")).unwrap();
+            let mut framed = [0u8; 10];
+            tokio::time::timeout(Duration::from_secs(5), w.theirs.read_exact(&mut framed))
+                .await
+                .expect("the chunk arrives")
+                .unwrap();
+            assert_eq!(&framed, b"5\r\nsmall\r\n");
+        }
+        drop(w.theirs);
+        let res = tokio::time::timeout(Duration::from_secs(5), w.writer)
+            .await
+            .expect("the writer sees the close while it waits for a chunk")
+            .unwrap();
+        assert!(res.is_ok(), "{res:?}");
+        drop(tx);
     }
 
     /// A writer of the chunks sent through the sender [`Watched::start`] returns (the body ends
