@@ -287,6 +287,7 @@ pin_project_lite::pin_project! {
     /// read the select's, over several cache lines that a thousand viewers' frames had evicted
     /// since (docs/benchmarks.md, "Counting instead of timing").
     #[repr(C)]
+    #[must_use = "futures do nothing unless polled"]
     pub struct Write<S, G> {
         step: Step,
         reading: bool,
@@ -368,7 +369,13 @@ where
                     }
                 }
                 Step::Chunk | Step::End => match write_out(this.io, this.out, cx) {
-                    Poll::Ready(Ok(())) if *this.step == Step::Chunk => *this.step = Step::Next,
+                    Poll::Ready(Ok(())) if *this.step == Step::Chunk => {
+                        // An emptied `Bytes` still holds its buffer: let the frame's part go
+                        // now, not when the next chunk comes (a capped or held viewer's may be
+                        // seconds away).
+                        *this.out = Bytes::new();
+                        *this.step = Step::Next;
+                    }
                     Poll::Ready(Ok(())) => *this.step = Step::Close,
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                     Poll::Pending => {
@@ -659,6 +666,87 @@ mod tests {
             .unwrap();
         assert!(res.is_ok(), "{res:?}");
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_written_chunk_is_let_go_at_once() {
+        // A frame's part goes out as it is (framed), shared with every viewer of the frame.
+        let (mut ours, mut theirs) = tokio::io::duplex(1024);
+        let (tx, rx) = mpsc::unbounded_channel::<Chunk>();
+        let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|c| (Ok(c), rx))
+        }));
+        let writer = tokio::spawn(async move {
+            write(
+                &mut ours,
+                body,
+                Framing::Chunked,
+                false,
+                std::future::pending(),
+            )
+            .await
+        });
+        let part = framed(&[7u8; 20]);
+        let Chunk::Framed { buf, .. } = part.clone() else {
+            panic!("framed");
+        };
+        tx.send(part).unwrap();
+        let mut got = vec![0u8; buf.len()];
+        tokio::time::timeout(Duration::from_secs(5), theirs.read_exact(&mut got))
+            .await
+            .expect("the chunk arrives")
+            .unwrap();
+        assert_eq!(got, buf);
+        // The poll that wrote it also let it go, while the writer waits for the next chunk.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !buf.is_unique() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the writer keeps no reference to a chunk it has written");
+        drop(tx);
+        writer.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sent_something_still_gets_its_chunks() {
+        // Reading stops once the client has sent anything; later chunks still go out.
+        let (mut ours, mut theirs) = tokio::io::duplex(1024);
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok(Chunk::from(b)), rx))
+        }));
+        let writer = tokio::spawn(async move {
+            write(
+                &mut ours,
+                body,
+                Framing::Chunked,
+                false,
+                std::future::pending(),
+            )
+            .await
+        });
+        use tokio::io::AsyncWriteExt;
+        theirs.write_all(b"x").await.unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        tx.send(Bytes::from_static(b"small")).unwrap();
+        let mut framed = [0u8; 10];
+        tokio::time::timeout(Duration::from_secs(5), theirs.read_exact(&mut framed))
+            .await
+            .expect("the chunk arrives after the client sent a byte")
+            .unwrap();
+        assert_eq!(&framed, b"5\r\nsmall\r\n");
+        drop(tx);
+        let mut end = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), theirs.read_to_end(&mut end))
+            .await
+            .expect("the body ends when its chunks do")
+            .unwrap();
+        assert_eq!(end, b"0\r\n\r\n");
+        writer.await.unwrap().unwrap();
     }
 
     /// A writer of the chunks sent through the sender [`Watched::start`] returns (the body ends
