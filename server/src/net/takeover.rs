@@ -285,7 +285,7 @@ pin_project_lite::pin_project! {
     /// what it touches per frame is a few fields side by side, in this order (`repr(C)`). As an
     /// `async fn` with a `select!`, each frame wrote a fresh write future into its state and
     /// read the select's, over several cache lines that a thousand viewers' frames had evicted
-    /// since (docs/benchmarks.md, "Counting instead of timing").
+    /// since (docs/benchmarks.md, "The writer as a state machine").
     #[repr(C)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Write<S, G> {
@@ -412,14 +412,10 @@ where
 fn on_the_wire(framing: Framing, chunk: Chunk) -> Bytes {
     match (framing, chunk) {
         (Framing::Chunked, Chunk::Framed { buf, .. }) => buf,
-        (Framing::Chunked, Chunk::Plain(data)) => {
-            let head = ChunkHead::new(data.len());
-            let mut buf = Vec::with_capacity(head.len + data.len() + 2);
-            buf.extend_from_slice(head.bytes());
-            buf.extend_from_slice(&data);
-            buf.extend_from_slice(b"\r\n");
-            buf.into()
-        }
+        (Framing::Chunked, Chunk::Plain(data)) => on_the_wire(
+            framing,
+            Chunk::framed(data.len(), |buf| buf.extend_from_slice(&data)),
+        ),
         (Framing::CloseDelimited, chunk) => chunk.into_data(),
     }
 }
@@ -509,6 +505,15 @@ mod tests {
         ] {
             assert_eq!(ChunkHead::new(size).bytes(), want.as_bytes(), "{size}");
         }
+    }
+
+    /// A body of the chunks sent through the returned sender; it ends when the sender is dropped.
+    fn channel_body<T: Into<Chunk> + Send + 'static>() -> (mpsc::UnboundedSender<T>, Chunks) {
+        let (tx, rx) = mpsc::unbounded_channel::<T>();
+        let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|c| (Ok(c.into()), rx))
+        }));
+        (tx, body)
     }
 
     fn chunks(parts: &[&'static [u8]]) -> Chunks {
@@ -672,20 +677,11 @@ mod tests {
     async fn a_written_chunk_is_let_go_at_once() {
         // A frame's part goes out as it is (framed), shared with every viewer of the frame.
         let (mut ours, mut theirs) = tokio::io::duplex(1024);
-        let (tx, rx) = mpsc::unbounded_channel::<Chunk>();
-        let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|c| (Ok(c), rx))
-        }));
-        let writer = tokio::spawn(async move {
-            write(
-                &mut ours,
-                body,
-                Framing::Chunked,
-                false,
-                std::future::pending(),
-            )
-            .await
-        });
+        let (tx, body) = channel_body::<Chunk>();
+        let writer =
+            tokio::spawn(
+                async move { write_never_giving_up(&mut ours, body, Framing::Chunked).await },
+            );
         let part = framed(&[7u8; 20]);
         let Chunk::Framed { buf, .. } = part.clone() else {
             panic!("framed");
@@ -713,20 +709,11 @@ mod tests {
     async fn a_client_that_sent_something_still_gets_its_chunks() {
         // Reading stops once the client has sent anything; later chunks still go out.
         let (mut ours, mut theirs) = tokio::io::duplex(1024);
-        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-        let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok(Chunk::from(b)), rx))
-        }));
-        let writer = tokio::spawn(async move {
-            write(
-                &mut ours,
-                body,
-                Framing::Chunked,
-                false,
-                std::future::pending(),
-            )
-            .await
-        });
+        let (tx, body) = channel_body::<Bytes>();
+        let writer =
+            tokio::spawn(
+                async move { write_never_giving_up(&mut ours, body, Framing::Chunked).await },
+            );
         use tokio::io::AsyncWriteExt;
         theirs.write_all(b"x").await.unwrap();
         for _ in 0..10 {
@@ -762,10 +749,7 @@ mod tests {
     impl Watched {
         fn start(pipe: usize) -> (mpsc::UnboundedSender<Bytes>, Watched) {
             let (mut ours, theirs) = tokio::io::duplex(pipe);
-            let (tx, rx) = mpsc::unbounded_channel();
-            let body: Chunks = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok(Chunk::from(b)), rx))
-            }));
+            let (tx, body) = channel_body();
             let polls = Arc::new(AtomicUsize::new(0));
             let (fire, mut fired) = oneshot::channel::<()>();
             let counted = polls.clone();
