@@ -132,13 +132,35 @@ impl Frame {
     where
         C: FnOnce(&wire::Rendition, Duration) + Send + 'static,
     {
+        if let Some(part) = self.rendition_part_made(layout, r) {
+            return part;
+        }
+        let (variant, made) = self.made(self.effective(r), counter).await;
+        self.variant_part(layout, &variant, made)
+    }
+
+    /// [`Frame::rendition_part`] when nothing is left to make: the source's own, or a rendition
+    /// made already. `None` while it is still to be made or being made. A viewer takes it so
+    /// without a future, which it would have to box.
+    pub fn rendition_part_made(&self, layout: Layout, r: Rendition) -> Option<Chunk> {
         let r = self.effective(r);
         if r.is_source() {
-            return self.part(layout);
+            return Some(self.part(layout));
         }
-        let (variant, (jpeg, what)) = self.made(r, counter).await;
+        let variant = self.variant(r);
+        let made = variant.made.get()?.clone();
+        Some(self.variant_part(layout, &variant, made))
+    }
+
+    /// The part of a variant made as `made` (served as the source's if it did not decode or
+    /// had nothing to draw).
+    fn variant_part(
+        &self,
+        layout: Layout,
+        variant: &Variant,
+        (jpeg, what): (Bytes, Option<wire::Rendition>),
+    ) -> Chunk {
         if what.is_none() {
-            // Served as it is (it did not decode, or there was nothing to draw).
             return self.part(layout);
         }
         variant.parts[layout.index()]

@@ -8,6 +8,7 @@
 //! - [`pace`]: when a viewer's next frame goes, and at which rung, by what its link carries.
 //! - [`sent`]: what a stream's viewers were sent, counted per worker thread.
 //! - [`reports`]: what viewers report of their own experience (latency, fps), per stream.
+//! - [`waiters`]: the viewers waiting for a stream's next frame, woken together.
 
 pub mod frame;
 pub mod pace;
@@ -15,6 +16,7 @@ pub mod reports;
 pub mod sent;
 pub mod stream;
 pub mod viewer;
+pub mod waiters;
 
 use std::sync::Arc;
 

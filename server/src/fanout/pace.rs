@@ -81,27 +81,34 @@ pub struct Link {
     pub rate: Option<f64>,
 }
 
+/// `repr(C)`: `queue`, which every frame adds to ([`Pacer::sent`]), next to `at`, where
+/// `Option` keeps whether there is one.
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct Point {
     at: Instant,
-    consumed: u64,
-    acked: u64,
     /// Unread then (as of the last acknowledgement), and what was handed over since.
     queue: u64,
+    consumed: u64,
+    acked: u64,
     /// The connection was backed up at a look since (the interval was busy).
     backed_up: bool,
 }
 
 /// One viewer's link estimate (module docs).
+///
+/// `repr(C)`, in this order: what every frame reads ([`Pacer::due`]) and writes
+/// ([`Pacer::sent`]) first, so that a viewer that keeps up touches one cache line of it.
+#[repr(C)]
 #[derive(Debug, Default)]
 pub struct Pacer {
-    max_window: u64,
-    last: Option<Point>,
-    rate: Option<f64>,
     /// When the link is next due a look ([`CHECK_EVERY`] after the last), kept as a deadline so
     /// that the check once a frame is one comparison.
     next_check: Option<Instant>,
     watch_until: Option<Instant>,
+    last: Option<Point>,
+    max_window: u64,
+    rate: Option<f64>,
     /// Since when every look found the queue read up.
     calm_since: Option<Instant>,
     /// The fastest rate sample seen, bytes per second.

@@ -4,8 +4,10 @@
 //! Fan-out is a `tokio::sync::watch` channel holding the newest [`Frame`]: publishing replaces it,
 //! and each viewer takes whatever is newest when its connection can take a frame. There is no
 //! per-viewer queue, so a slow viewer skips frames and never slows the source or other viewers.
+//! Viewers wait for the next frame on the stream's [`super::waiters`], woken at each publish.
 //! The driver task owns the sending side: if it ever ends (shutdown, or a bug that kills it),
-//! the channel closes and every viewer's stream ends instead of hanging without frames.
+//! the channel closes, the waiters are woken, and every viewer's stream ends instead of hanging
+//! without frames.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,7 @@ use tracing::Instrument;
 
 use super::frame::Frame;
 use super::sent::Sent;
+use super::waiters::Waiters;
 use crate::backoff::Backoff;
 use crate::source::push::IngestHub;
 use crate::source::rendition::Rendition;
@@ -70,6 +73,8 @@ pub struct Stream {
     pub sent: Sent,
     /// What its viewers report they saw.
     pub reports: super::reports::Reports,
+    /// Viewers waiting for the next frame, woken at each publish and when the driver ends.
+    pub waiters: Waiters,
 }
 
 /// A stream's counters at one moment.
@@ -120,9 +125,15 @@ impl Stream {
             last_meta: Mutex::new(None),
             sent: Sent::default(),
             reports: Default::default(),
+            waiters: Waiters::default(),
         });
         let span = tracing::info_span!("stream", name = %stream.name);
-        tokio::spawn(drive(stream.clone(), tx, source, shutdown).instrument(span));
+        let publisher = Publisher {
+            tx: Some(tx),
+            stream: stream.clone(),
+            spare: Vec::new(),
+        };
+        tokio::spawn(drive(stream.clone(), publisher, source, shutdown).instrument(span));
         stream
     }
 
@@ -395,10 +406,37 @@ impl Drop for SnapshotGuard {
 /// Backoff between failed source attempts: doubles from 100 ms up to 5 s.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
+/// The sending side of a stream's frames: publishing wakes the viewers waiting
+/// ([`Stream::waiters`]); dropped with the driver, however it ends, it closes the channel and
+/// wakes them to find that.
+struct Publisher {
+    tx: Option<watch::Sender<Latest>>,
+    stream: Arc<Stream>,
+    spare: Vec<(u64, std::task::Waker)>,
+}
+
+impl Publisher {
+    fn publish(&mut self, frame: Frame) {
+        let seq = frame.seq;
+        if let Some(tx) = &self.tx {
+            tx.send_replace(Some(Arc::new(frame)));
+        }
+        self.stream.last_seq.store(seq, Ordering::Release);
+        self.stream.waiters.wake_all(&mut self.spare);
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.stream.waiters.wake_all(&mut self.spare);
+    }
+}
+
 /// The driver: waits for demand, pulls frames while there is any, publishes them.
 async fn drive(
     stream: Arc<Stream>,
-    tx: watch::Sender<Latest>,
+    mut publisher: Publisher,
     mut source: Box<dyn Source>,
     shutdown: CancellationToken,
 ) {
@@ -453,8 +491,7 @@ async fn drive(
                     (f.width, f.height),
                     f.pipeline,
                 );
-                tx.send_replace(Some(Arc::new(frame)));
-                stream.last_seq.store(seq, Ordering::Release);
+                publisher.publish(frame);
             }
             Err(err) => {
                 let delay = backoff.next_delay();

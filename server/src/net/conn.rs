@@ -11,7 +11,7 @@
 //!   write buffer is empty (hyper `proto/h1/io.rs`, `Buffered::poll_flush`), and the relay's
 //!   writer after each chunk it wrote whole, so a flush after a chunk was handed over means the
 //!   chunk is in the kernel. A viewer hands over its next frame only then
-//!   ([`ConnState::flushed_since`]), and picks the newest frame at that moment.
+//!   ([`ConnState::poll_flushed_since`]), and picks the newest frame at that moment.
 //!
 //! Below that, what the kernels hold for a viewer (unsent, in flight, in its receive buffer) is
 //! read from the socket's `TCP_INFO` ([`ConnState::link`]), and the viewer's pacer
@@ -60,17 +60,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -165,10 +165,10 @@ impl Drop for Open {
 #[derive(Debug, Default)]
 pub struct ConnState {
     flushes: AtomicU64,
-    /// Tasks inside `flushed_since`; hyper flushes on every poll, so skip the notify (and its
-    /// lock) when nobody waits, which is most of the time for a viewer that keeps up.
-    waiting: AtomicUsize,
-    flushed: Notify,
+    /// A task waits in `poll_flushed_since`; hyper flushes on every poll, so the wake-up is
+    /// skipped when nobody waits, which is most of the time for a viewer that keeps up.
+    waiting: AtomicBool,
+    flushed: AtomicWaker,
     /// The TCP socket's descriptor while the connection holds it: cleared (under this lock)
     /// before the socket closes, so [`ConnState::link`] never asks about a reused number.
     socket: Mutex<Option<RawFd>>,
@@ -197,34 +197,29 @@ impl ConnState {
         self.flushes.load(Ordering::SeqCst)
     }
 
-    /// Waits until a flush has happened after the count `seen` was read, i.e. until everything
+    /// Ready once a flush has happened after the count `seen` was read, i.e. once everything
     /// handed to the connection's writer before that read has been written into the kernel.
-    pub async fn flushed_since(&self, seen: u64) {
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
+    /// For one waiter at a time: the connection's one viewer.
+    pub fn poll_flushed_since(&self, cx: &mut Context<'_>, seen: u64) -> Poll<()> {
+        if self.flushes() > seen {
+            return Poll::Ready(());
         }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _waiting = Waiting(&self.waiting);
-        loop {
-            let notified = self.flushed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.flushes() > seen {
-                return;
-            }
-            notified.await;
+        self.flushed.register(cx.waker());
+        // SeqCst: this store and the load of `flushes` below must not pass the flusher's
+        // increment of `flushes` and its load of `waiting`, or a wake-up could be lost.
+        self.waiting.store(true, Ordering::SeqCst);
+        if self.flushes() > seen {
+            self.waiting.store(false, Ordering::SeqCst);
+            return Poll::Ready(());
         }
+        Poll::Pending
     }
 
     fn on_flush(&self) {
-        // SeqCst on both counters: this store and the load of `waiting` below must not pass the
-        // waiter's store to `waiting` and its load of `flushes`, or a wake-up could be lost.
         self.flushes.fetch_add(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.flushed.notify_waiters();
+        // Looked at before it is swapped: hyper flushes on every poll, and a swap is a write.
+        if self.waiting.load(Ordering::SeqCst) && self.waiting.swap(false, Ordering::SeqCst) {
+            self.flushed.wake();
         }
     }
 }

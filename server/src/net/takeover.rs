@@ -23,8 +23,8 @@
 //! (`fanout::viewer`). The writer frames and writes what the stream yields (a frame's part comes
 //! already framed, built once for every viewer: [`Chunk`]), as hyper did: it
 //! asks for the next chunk while the last one is being written, and the viewer waits for the
-//! flush that follows the write (`conn::ConnState::flushed_since`) before it picks the frame, so a
-//! slow link still shows as a slow flush.
+//! flush that follows the write (`conn::ConnState::poll_flushed_since`) before it picks the
+//! frame, so a slow link still shows as a slow flush.
 //!
 //! HTTP/2 never hands over: hyper serves those bodies as any other.
 
@@ -421,7 +421,7 @@ fn on_the_wire(framing: Framing, chunk: Chunk) -> Bytes {
 }
 
 /// Writes `out` whole, then flushes: the flush is what the viewer waits for
-/// (`conn::ConnState::flushed_since`). Resumes where the last poll left off.
+/// (`conn::ConnState::poll_flushed_since`). Resumes where the last poll left off.
 fn write_out<S: AsyncWrite + Unpin>(
     io: &mut S,
     out: &mut Bytes,
