@@ -5,7 +5,8 @@
 //! state, and tokio links such futures into a list through each other, so a wait writes a line
 //! of another viewer's memory and a publish walks a thousand viewers' states. Here a wait is
 //! one push onto a vector and a publish reads that vector, so neither touches another viewer's
-//! state (at a thousand viewers every such line is a likely cache miss, docs/benchmarks.md).
+//! state (at a thousand viewers every such line is a likely cache miss: docs/benchmarks.md,
+//! "The viewer as a state machine").
 //! The frame itself still goes through the `watch` channel; this only says when to look.
 
 use std::sync::atomic::{AtomicU64, Ordering};
