@@ -119,7 +119,7 @@ impl Frame {
         if r.is_source() {
             return (self.jpeg.clone(), None);
         }
-        self.made(r, counter).await.1
+        self.made(r, &self.variant(r), counter).await
     }
 
     /// [`Frame::part`] of rendition `r` ([`Frame::rendition`]).
@@ -132,24 +132,38 @@ impl Frame {
     where
         C: FnOnce(&wire::Rendition, Duration) + Send + 'static,
     {
-        if let Some(part) = self.rendition_part_made(layout, r) {
-            return part;
+        match self.part_or_variant(layout, r) {
+            Ok(part) => part,
+            Err((r, variant)) => {
+                let made = self.made(r, &variant, counter).await;
+                self.variant_part(layout, &variant, made)
+            }
         }
-        let (variant, made) = self.made(self.effective(r), counter).await;
-        self.variant_part(layout, &variant, made)
     }
 
     /// [`Frame::rendition_part`] when nothing is left to make: the source's own, or a rendition
     /// made already. `None` while it is still to be made or being made. A viewer takes it so
     /// without a future, which it would have to box.
     pub fn rendition_part_made(&self, layout: Layout, r: Rendition) -> Option<Chunk> {
+        self.part_or_variant(layout, r).ok()
+    }
+
+    /// The part of rendition `r` if nothing is left to make, else the rendition (made
+    /// [`Frame::effective`]) and its variant, to be made: looked up once for both.
+    fn part_or_variant(
+        &self,
+        layout: Layout,
+        r: Rendition,
+    ) -> Result<Chunk, (Rendition, Arc<Variant>)> {
         let r = self.effective(r);
         if r.is_source() {
-            return Some(self.part(layout));
+            return Ok(self.part(layout));
         }
         let variant = self.variant(r);
-        let made = variant.made.get()?.clone();
-        Some(self.variant_part(layout, &variant, made))
+        match variant.made.get() {
+            Some(made) => Ok(self.variant_part(layout, &variant, made.clone())),
+            None => Err((r, variant)),
+        }
     }
 
     /// The part of a variant made as `made` (served as the source's if it did not decode or
@@ -168,19 +182,19 @@ impl Frame {
             .clone()
     }
 
-    /// The variant of `r` (already [`Frame::effective`], not the source) and what it holds,
-    /// made if nobody has yet.
+    /// What `variant`, of `r` (already [`Frame::effective`], not the source), holds, made if
+    /// nobody has yet.
     async fn made<C>(
         self: &Arc<Self>,
         r: Rendition,
+        variant: &Arc<Variant>,
         counter: impl FnOnce() -> C,
-    ) -> (Arc<Variant>, (Bytes, Option<wire::Rendition>))
+    ) -> (Bytes, Option<wire::Rendition>)
     where
         C: FnOnce(&wire::Rendition, Duration) + Send + 'static,
     {
-        let variant = self.variant(r);
         if let Some(done) = variant.made.get() {
-            return (variant.clone(), done.clone());
+            return done.clone();
         }
         let (frame, made, cell) = (self.clone(), counter(), variant.clone());
         let making = tokio::spawn(async move {
@@ -204,8 +218,7 @@ impl Frame {
                 .await
                 .clone()
         });
-        let done = making.await.unwrap_or_else(|_| (self.jpeg.clone(), None));
-        (variant, done)
+        making.await.unwrap_or_else(|_| (self.jpeg.clone(), None))
     }
 
     /// `jpeg` (this frame's, or a rendition of it) as one part in `layout`, with the frame's
