@@ -6,7 +6,8 @@
 //!
 //! 1. Foundations, used everywhere: [`clock`] (Unix microseconds), [`backoff`] (retry delays),
 //!    [`jpeg`] (sizes from JPEG headers), [`secret`] (tokens and passwords that never print),
-//!    [`redact`] (secrets cut out of source URLs), [`signed`] (signed embed URLs).
+//!    [`redact`] (secrets cut out of source URLs), [`signed`] (signed embed URLs); and, for unit
+//!    tests only, `testing` (a waker that counts its wake-ups).
 //! 2. [`source`]: where frames come from. The [`source::Source`] trait, the `NAME=SOURCE` grammar
 //!    ([`source::spec`]), the [`source::feed`] every live source delivers through (one-slot
 //!    channel, demand, NO SIGNAL), and the sources: test pattern, files, camera, ffmpeg,
@@ -38,5 +39,7 @@ pub mod relay;
 pub mod secret;
 pub mod signed;
 pub mod source;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use relay::{run, Relay, RelayOptions, StartError};

@@ -13,7 +13,9 @@ use std::path::Path;
 
 /// The crate map's layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "backoff", "jpeg", "secret", "redact", "signed"],
+    &[
+        "clock", "backoff", "jpeg", "secret", "redact", "signed", "testing",
+    ],
     &["source"],
     &["net"],
     &["fanout"],

@@ -583,17 +583,9 @@ mod tests {
     use super::*;
     use crate::source::push::{PushOptions, PushSource};
     use crate::source::{Opened, SourceFrame};
+    use crate::testing::Wakes;
 
     const WAIT: Duration = Duration::from_secs(5);
-
-    /// A waker that says when it was woken.
-    struct Woken(tokio::sync::Notify);
-
-    impl std::task::Wake for Woken {
-        fn wake(self: Arc<Self>) {
-            self.0.notify_one();
-        }
-    }
 
     /// Polls `body` by hand until it yields a chunk that carries a frame or ends, each time it
     /// is pending waiting (boundedly) for its own wake-up: so a frame that would only be found
@@ -601,8 +593,7 @@ mod tests {
     async fn next_part(
         body: &mut Pin<Box<impl FuturesStream<Item = std::io::Result<Chunk>>>>,
     ) -> Option<Bytes> {
-        let woken = Arc::new(Woken(tokio::sync::Notify::new()));
-        let waker = std::task::Waker::from(woken.clone());
+        let (woken, waker) = Wakes::waker();
         let mut cx = Context::from_waker(&waker);
         loop {
             match body.as_mut().poll_next(&mut cx) {
@@ -613,7 +604,7 @@ mod tests {
                         return Some(chunk);
                     }
                 }
-                Poll::Pending => tokio::time::timeout(WAIT, woken.0.notified())
+                Poll::Pending => tokio::time::timeout(WAIT, woken.next())
                     .await
                     .expect("a pending viewer is woken when there is something for it"),
             }

@@ -124,67 +124,51 @@ impl Waiters {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
-
     use super::*;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (count.clone(), Waker::from(count))
-    }
+    use crate::testing::Wakes;
 
     #[test]
     fn a_registered_waiter_is_woken_once_by_the_next_publish_only() {
         let waiters = Waiters::default();
-        let (count, waker) = counting();
+        let (wakes, waker) = Wakes::waker();
         let mut reg = Registration::new();
         assert!(waiters.register(&waker, &mut reg));
         let mut spare = Vec::new();
         waiters.wake_all(&mut spare);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes.count(), 1);
         waiters.wake_all(&mut spare);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "not registered again");
+        assert_eq!(wakes.count(), 1, "not registered again");
     }
 
     #[test]
     fn registering_twice_in_a_round_wakes_once() {
         let waiters = Waiters::default();
-        let (count, waker) = counting();
+        let (wakes, waker) = Wakes::waker();
         let mut reg = Registration::new();
         assert!(waiters.register(&waker, &mut reg));
         assert!(!waiters.register(&waker, &mut reg));
         assert_eq!(waiters.len(), 1);
         waiters.wake_all(&mut Vec::new());
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes.count(), 1);
         // A new round takes a new registration.
         assert!(waiters.register(&waker, &mut reg));
         waiters.wake_all(&mut Vec::new());
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(wakes.count(), 2);
     }
 
     #[test]
     fn every_waiter_is_woken_and_the_list_is_empty_after() {
         let waiters = Waiters::default();
-        let counts: Vec<_> = (0..5)
+        let all: Vec<_> = (0..5)
             .map(|_| {
-                let (count, waker) = counting();
+                let (wakes, waker) = Wakes::waker();
                 waiters.register(&waker, &mut Registration::new());
-                count
+                wakes
             })
             .collect();
         let mut spare = Vec::new();
         waiters.wake_all(&mut spare);
-        assert!(counts.iter().all(|c| c.0.load(Ordering::SeqCst) == 1));
+        assert!(all.iter().all(|w| w.count() == 1));
         assert_eq!(waiters.len(), 0);
         assert!(
             spare.is_empty() && spare.capacity() >= 5,
@@ -195,8 +179,8 @@ mod tests {
     #[test]
     fn a_waiter_that_leaves_is_taken_off_and_not_woken() {
         let waiters = Waiters::default();
-        let (stays, stays_waker) = counting();
-        let (leaves, leaves_waker) = counting();
+        let (stays, stays_waker) = Wakes::waker();
+        let (leaves, leaves_waker) = Wakes::waker();
         let mut staying = Registration::new();
         let mut leaving = Registration::new();
         waiters.register(&stays_waker, &mut staying);
@@ -204,8 +188,8 @@ mod tests {
         waiters.leave(&leaving);
         assert_eq!(waiters.len(), 1);
         waiters.wake_all(&mut Vec::new());
-        assert_eq!(stays.0.load(Ordering::SeqCst), 1);
-        assert_eq!(leaves.0.load(Ordering::SeqCst), 0);
+        assert_eq!(stays.count(), 1);
+        assert_eq!(leaves.count(), 0);
         // Registered in an earlier round: nothing of it is on the list to take off.
         waiters.register(&stays_waker, &mut staying);
         waiters.leave(&leaving);

@@ -783,18 +783,8 @@ fn configure(stream: &TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::{Wake, Waker};
-
     use super::*;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Wakes;
 
     /// A viewer waiting for its last chunk's flush is woken by the next flush and not before; a
     /// flush that came before its wait lets it go at once; a flush with nobody waiting wakes
@@ -802,10 +792,9 @@ mod tests {
     #[test]
     fn a_flush_wait_is_woken_by_the_next_flush_and_sees_an_earlier_one_at_once() {
         let conn = ConnState::default();
-        let woken = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(woken.clone());
+        let (woken, waker) = Wakes::waker();
         let mut cx = Context::from_waker(&waker);
-        let wakes = || woken.0.load(Ordering::SeqCst);
+        let wakes = || woken.count();
 
         let seen = conn.flushes();
         assert!(conn.poll_flushed_since(&mut cx, seen).is_pending());
